@@ -1,0 +1,60 @@
+/*
+ * AdmissionReview (admission.k8s.io/v1) decoding and encoding
+ * (kubernetes-api.md §2.2-2.4). The encoder always produces a response the
+ * API server accepts: apiVersion/kind set, uid echoed, padded base64 patch
+ * with patchType JSONPatch only when the patch is non-empty.
+ */
+#ifndef MM_CORE_ADMISSION_H
+#define MM_CORE_ADMISSION_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "core/violations.h"
+#include "util/error.h"
+
+#define ADMISSION_MAX_BODY (7u << 20) /* 7 MiB, as controller-runtime */
+
+struct admission_request {
+    json_t *root;          /* the whole decoded review (owned) */
+    const char *uid;       /* borrowed from root; "" when absent */
+    const char *operation; /* CREATE/UPDATE/DELETE/CONNECT, or "" */
+    const char *namespace; /* may be "" */
+    const char *name;      /* may be "" (generateName) */
+    const char *kind;      /* request.kind.kind, e.g. "Pod" */
+    const char *group;     /* request.kind.group, "" for core */
+    const char *resource;  /* request.resource.resource, e.g. "pods" */
+    const char *sub_resource; /* "" when absent */
+    bool dry_run;
+    json_t *object;        /* borrowed; NULL when absent or JSON null */
+    json_t *old_object;    /* borrowed; NULL when absent or JSON null */
+};
+
+/*
+ * Decode a body. Returns MM_ERR_PARSE for malformed JSON, MM_ERR_TYPE when it
+ * is JSON but not an admission.k8s.io/v1 AdmissionReview with a request and
+ * a uid; err names the field. When the uid could be read it is kept in
+ * req->uid even on error (so the caller can still echo it), with req->root
+ * set; admission_request_cleanup must be called in every case.
+ */
+enum mm_status admission_decode(const char *body, size_t len, struct admission_request *req,
+                                struct mm_error *err) MM_WUR;
+void admission_request_cleanup(struct admission_request *req);
+
+struct admission_response {
+    const char *uid;
+    bool allowed;
+    const json_t *patch;        /* JSON Patch array; NULL or [] = no patch */
+    const struct violations *warnings; /* may be NULL; each becomes one warning string */
+    /* Denial (allowed == false): */
+    int code;                   /* e.g. 422 */
+    const char *reason;         /* e.g. "Invalid" */
+    const char *message;
+    const struct violations *causes; /* each -> {type: FieldValueInvalid, field, message} */
+};
+
+/* Encode the response review as compact JSON. Caller frees. */
+char *admission_encode(const struct admission_response *resp);
+
+#endif
