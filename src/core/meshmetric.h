@@ -4,8 +4,6 @@
  * (../shared/reference/kuma-metrics.md §2). Resources stay jansson objects:
  * the merge is RFC 7396 on JSON anyway, and unknown fields must survive.
  */
-/* NOTE TO THE ENGINEER IMPLEMENTING THIS (remove when done): read /tmp/common.md now;
- * its rules (own build dir build-validate, no git commands, no CMakeLists edits) apply to you. */
 #ifndef MM_CORE_MESHMETRIC_H
 #define MM_CORE_MESHMETRIC_H
 
