@@ -30,7 +30,7 @@ banner "inject: a Deployment with the native (initContainers) sidecar, YAML out"
 $bin inject -f examples/deployment.yaml -p examples/policies.yaml
 
 banner "explain: a pod configured only by annotations (one of them is wrong)"
-$bin explain -f examples/pod-annotations.yaml -p examples/policies.yaml || true
+$bin explain -f examples/pod-annotations.yaml || true
 
 banner "validate: a broken MeshMetric (exit 1, Kuma's messages)"
 $bin validate -f examples/invalid-meshmetric.yaml || echo "(validate exited $?)"

@@ -66,10 +66,12 @@ enum mm_status policy_set_add(struct policy_set *s, json_t *obj, bool *ignored,
             bool ign = false;
             st = policy_set_add(s, json_incref(item), &ign, err);
             if (st) {
-                char field[sizeof err->field];
-                snprintf(field, sizeof field, "items[%zu].%s", i, err ? err->field : "");
-                if (err)
-                    snprintf(err->field, sizeof err->field, "%s", field);
+                if (err) { /* prefix the item's path, truncating long paths */
+                    char *field = xasprintf("items[%zu].%s", i, err->field);
+                    snprintf(err->field, sizeof err->field, "%.*s", (int)sizeof err->field - 1,
+                             field);
+                    free(field);
+                }
                 goto out;
             }
             if (ign && ignored)

@@ -1,0 +1,166 @@
+/*
+ * Engine throughput: AdmissionReview bytes -> decode -> match (100 policies)
+ * -> patch -> encoded response, against a bare jansson parse + dump of the
+ * same bytes, measured in the same process and run.
+ *
+ *   engine_bench ADMISSIONREVIEW.json [seconds-per-side]
+ *
+ * Prints pods/s for both and the cost ratio (engine / bare).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/admission.h"
+#include "core/engine.h"
+#include "util/fileio.h"
+#include "util/xalloc.h"
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* 100 policies of every kind the engine matches: some select the pod, most do not. */
+static void add_policies(struct policy_set *set)
+{
+    static const char *const kinds[] = {"Mesh", "MeshSubset", "MeshService", "Dataplane",
+                                        "MeshServiceSubset"};
+    for (int i = 0; i < 100; i++) {
+        const char *kind = kinds[i % 5];
+        const char *ns = i % 3 == 0 ? "kuma-system" : (i % 3 == 1 ? "shop-prod" : "other-ns");
+        const char *mesh = i % 7 == 6 ? "other-mesh" : "default";
+        json_t *tr = json_pack("{s:s}", "kind", kind);
+        if (!strcmp(kind, "MeshSubset"))
+            json_object_set_new(tr, "tags", json_pack("{s:s}", "team", i % 2 ? "payments" : "x"));
+        else if (!strcmp(kind, "MeshService"))
+            json_object_set_new(tr, "name", json_string(i % 2 ? "checkout-api_shop-prod_svc_8080"
+                                                               : "other_shop-prod_svc_80"));
+        else if (!strcmp(kind, "MeshServiceSubset")) {
+            json_object_set_new(tr, "name", json_string("checkout-api_shop-prod_svc_8080"));
+            json_object_set_new(tr, "tags", json_pack("{s:s}", "team", "payments"));
+        } else if (!strcmp(kind, "Dataplane"))
+            json_object_set_new(tr, "labels",
+                                json_pack("{s:s}", "app.kubernetes.io/name",
+                                          i % 2 ? "checkout-api" : "nope"));
+        char name[64];
+        snprintf(name, sizeof name, "policy-%03d", i);
+        json_t *mm = json_pack(
+            "{s:s, s:s, s:{s:s, s:s, s:{s:s}}, s:{s:o, s:{s:{s:[{s:s}], s:b}, s:[{s:s, s:i}], "
+            "s:[{s:s, s:{s:i, s:{s:s}}}]}}}",
+            "apiVersion", "kuma.io/v1alpha1", "kind", "MeshMetric", "metadata", "name", name,
+            "namespace", ns, "labels", "kuma.io/mesh", mesh, "spec", "targetRef", tr, "default",
+            "sidecar", "profiles", "appendProfiles", "name", i % 2 ? "Basic" : "All",
+            "includeUnused", i % 2, "applications", "name", "app", "port", 9000 + i, "backends",
+            "type", "Prometheus", "prometheus", "port", 5670 + (i % 4), "tls", "mode",
+            i % 4 == 0 ? "ProvidedTLS" : "Disabled");
+        struct mm_error err;
+        if (policy_set_add(set, mm, NULL, &err)) {
+            fprintf(stderr, "policy %d: %s: %s\n", i, err.field, err.message);
+            exit(2);
+        }
+    }
+    json_t *svc = json_pack("{s:s, s:s, s:{s:s, s:s}, s:{s:{s:s}, s:[{s:s, s:i}]}}", "apiVersion",
+                            "v1", "kind", "Service", "metadata", "name", "checkout-api",
+                            "namespace", "shop-prod", "spec", "selector",
+                            "app.kubernetes.io/name", "checkout-api", "ports", "name", "http",
+                            "port", 8080);
+    struct mm_error err;
+    if (policy_set_add(set, svc, NULL, &err))
+        exit(2);
+}
+
+int main(int argc, char **argv)
+{
+    xalloc_install_json();
+    if (argc < 2) {
+        fprintf(stderr, "usage: engine_bench ADMISSIONREVIEW.json [seconds]\n");
+        return 2;
+    }
+    double secs = argc > 2 ? strtod(argv[2], NULL) : 3.0;
+    char *body = NULL;
+    size_t len = 0;
+    struct mm_error err;
+    if (fileio_read(argv[1], ADMISSION_MAX_BODY, &body, &len, &err)) {
+        fprintf(stderr, "%s\n", err.message);
+        return 2;
+    }
+    struct policy_set set;
+    policy_set_init(&set);
+    add_policies(&set);
+    struct engine_config cfg;
+    engine_config_init(&cfg);
+
+    /* Check once that the engine really patches this pod. */
+    size_t patch_ops = 0, policies = 0;
+    {
+        struct admission_request req;
+        if (admission_decode(body, len, &req, &err)) {
+            fprintf(stderr, "decode: %s\n", err.message);
+            return 2;
+        }
+        struct engine_result res;
+        engine_result_init(&res);
+        if (engine_evaluate(&cfg, &set, req.object, req.namespace, &res, &err)) {
+            fprintf(stderr, "engine: %s\n", err.message);
+            return 2;
+        }
+        patch_ops = json_array_size(res.patch);
+        policies = json_array_size(res.match.policies);
+        engine_result_cleanup(&res);
+        admission_request_cleanup(&req);
+    }
+
+    size_t sink = 0;
+    /* Baseline: bare jansson parse + dump. */
+    size_t n_bare = 0;
+    double t0 = now(), t;
+    do {
+        for (int k = 0; k < 64; k++) {
+            json_t *v = json_loadb(body, len, 0, NULL);
+            char *out = json_dumps(v, JSON_COMPACT);
+            sink += strlen(out);
+            free(out);
+            json_decref(v);
+        }
+        n_bare += 64;
+    } while ((t = now()) - t0 < secs);
+    double bare_rate = (double)n_bare / (t - t0);
+
+    /* Engine: decode -> match -> patch -> encode. */
+    size_t n_eng = 0;
+    t0 = now();
+    do {
+        for (int k = 0; k < 64; k++) {
+            struct admission_request req;
+            enum mm_status st = admission_decode(body, len, &req, &err);
+            struct engine_result res;
+            engine_result_init(&res);
+            if (st == MM_OK)
+                st = engine_evaluate(&cfg, &set, req.object, req.namespace, &res, &err);
+            struct admission_response resp = {.uid = req.uid, .allowed = true,
+                                              .patch = res.patch, .warnings = &res.warnings};
+            char *out = admission_encode(&resp);
+            sink += strlen(out);
+            free(out);
+            engine_result_cleanup(&res);
+            admission_request_cleanup(&req);
+        }
+        n_eng += 64;
+    } while ((t = now()) - t0 < secs);
+    double eng_rate = (double)n_eng / (t - t0);
+
+    printf("pod: %zu bytes, %zu policies loaded, %zu matched, patch of %zu operations\n", len,
+           json_array_size(set.meshmetrics), policies, patch_ops);
+    printf("%-34s %12.0f pods/s  %8.1f us/pod\n", "bare jansson parse+dump", bare_rate,
+           1e6 / bare_rate);
+    printf("%-34s %12.0f pods/s  %8.1f us/pod\n", "engine decode+match+patch+encode", eng_rate,
+           1e6 / eng_rate);
+    printf("cost ratio engine/bare: %.2fx (target <= 3.00x)\n", bare_rate / eng_rate);
+    policy_set_cleanup(&set);
+    free(body);
+    return sink == 0;
+}
