@@ -49,7 +49,7 @@ static void add_policies(struct policy_set *set)
         char name[64];
         snprintf(name, sizeof name, "policy-%03d", i);
         json_t *mm = json_pack(
-            "{s:s, s:s, s:{s:s, s:s, s:{s:s}}, s:{s:o, s:{s:{s:[{s:s}], s:b}, s:[{s:s, s:i}], "
+            "{s:s, s:s, s:{s:s, s:s, s:{s:s}}, s:{s:o, s:{s:{s:{s:[{s:s}]}, s:b}, s:[{s:s, s:i}], "
             "s:[{s:s, s:{s:i, s:{s:s}}}]}}}",
             "apiVersion", "kuma.io/v1alpha1", "kind", "MeshMetric", "metadata", "name", name,
             "namespace", ns, "labels", "kuma.io/mesh", mesh, "spec", "targetRef", tr, "default",

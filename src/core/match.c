@@ -156,12 +156,15 @@ static bool is_append_key(const char *key)
 }
 
 /*
- * Merge patch (an object) into target (an object). When origins is non-NULL,
+ * Merge patch (an object) into target (an object). With share, arrays and
+ * scalars of the patch are referenced, not copied: the caller must replace the
+ * result by copy_pruned() of it before changing anything in place (the
+ * patches are policies of a shared, immutable snapshot). When origins is non-NULL,
  * every value the patch sets is recorded under its pointer (ptr is target's
  * pointer, "" for the root) with origin src.
  */
 static void merge_objects(json_t *target, const json_t *patch, json_t *origins, const char *ptr,
-                          const char *src)
+                          const char *src, bool share)
 {
     const char *key;
     json_t *pv;
@@ -181,7 +184,7 @@ static void merge_objects(json_t *target, const json_t *patch, json_t *origins, 
                 tv = json_object();
                 json_object_set_new(target, key, tv);
             }
-            merge_objects(tv, pv, origins, child, src);
+            merge_objects(tv, pv, origins, child, src, share);
             if (origins && created && json_object_size(tv) == 0)
                 origins_set(origins, child, src);
         } else if (is_append_key(key) && json_is_array(pv)) {
@@ -203,14 +206,15 @@ static void merge_objects(json_t *target, const json_t *patch, json_t *origins, 
                     origins_set(origins, ip, src);
                     free(ip);
                 }
-                json_array_append_new(tv, copy_pruned(item));
+                json_array_append_new(tv, share ? json_incref(item) : copy_pruned(item));
             }
         } else {
             if (origins) {
-                origins_drop(origins, child);
+                if (tv) /* nothing is recorded below a key the target lacks */
+                    origins_drop(origins, child);
                 origins_set(origins, child, src);
             }
-            json_object_set_new(target, key, copy_pruned(pv));
+            json_object_set_new(target, key, share ? json_incref(pv) : copy_pruned(pv));
         }
         free(child);
     }
@@ -219,7 +223,7 @@ static void merge_objects(json_t *target, const json_t *patch, json_t *origins, 
 void match_merge_patch(json_t *target, const json_t *patch)
 {
     if (json_is_object(target) && json_is_object(patch))
-        merge_objects(target, patch, NULL, "", NULL);
+        merge_objects(target, patch, NULL, "", NULL, false);
 }
 
 /* ---- the dataplane view of a pod ---------------------------------------- */
@@ -576,18 +580,65 @@ int match_compare(const json_t *a, const json_t *b, const char *system_namespace
     return sign(strcmp(display_name(b), display_name(a)));
 }
 
-/* Stable merge sort of policies by match_compare. */
-static void sort_policies(const json_t **items, const json_t **tmp, size_t n,
-                          const char *system_namespace)
+/* match_compare's keys, computed once per policy instead of per comparison. */
+struct sort_key {
+    const json_t *policy;
+    const json_t *tr;
+    const char *kind;
+    int kind_rank;
+    int origin_rank;
+    int role_rank;
+    const char *name;
+};
+
+static void sort_key_init(struct sort_key *k, const json_t *policy, const char *system_namespace)
+{
+    k->policy = policy;
+    k->tr = target_ref(policy);
+    k->kind = target_kind(k->tr);
+    k->kind_rank = kind_rank(k->kind);
+    k->origin_rank = origin_rank(policy);
+    k->role_rank = role_rank(policy, system_namespace);
+    k->name = display_name(policy);
+}
+
+/* Same order as match_compare, on precomputed keys. */
+static int sort_key_cmp(const struct sort_key *a, const struct sort_key *b)
+{
+    int d = a->kind_rank - b->kind_rank;
+    if (d)
+        return sign(d);
+    if (!strcmp(a->kind, "Dataplane") && !strcmp(b->kind, "Dataplane")) {
+        d = dataplane_specificity_cmp(a->tr, b->tr);
+        if (d)
+            return sign(d);
+    }
+    d = a->origin_rank - b->origin_rank;
+    if (d)
+        return sign(d);
+    if (!strcmp(a->kind, "MeshGateway")) {
+        size_t na = json_object_size(json_object_get(a->tr, "tags"));
+        size_t nb = json_object_size(json_object_get(b->tr, "tags"));
+        if (na != nb)
+            return na < nb ? -1 : 1;
+    }
+    d = a->role_rank - b->role_rank;
+    if (d)
+        return sign(d);
+    return sign(strcmp(b->name, a->name));
+}
+
+/* Stable merge sort of policies by their keys. */
+static void sort_policies(struct sort_key *items, struct sort_key *tmp, size_t n)
 {
     if (n < 2)
         return;
     size_t mid = n / 2;
-    sort_policies(items, tmp, mid, system_namespace);
-    sort_policies(items + mid, tmp, n - mid, system_namespace);
+    sort_policies(items, tmp, mid);
+    sort_policies(items + mid, tmp, n - mid);
     size_t i = 0, j = mid, k = 0;
     while (i < mid && j < n) {
-        if (match_compare(items[j], items[i], system_namespace) < 0)
+        if (sort_key_cmp(&items[j], &items[i]) < 0)
             tmp[k++] = items[j++];
         else
             tmp[k++] = items[i++];
@@ -1044,7 +1095,7 @@ void match_evaluate(const struct dataplane *dp, const struct policy_set *set,
                     const json_t *pod_annotations, const char *system_namespace,
                     struct match_result *out)
 {
-    const json_t **matched = NULL, **tmp = NULL;
+    struct sort_key *matched = NULL, *tmp = NULL;
     size_t n = 0;
     struct annot_metrics am;
 
@@ -1067,23 +1118,28 @@ void match_evaluate(const struct dataplane *dp, const struct policy_set *set,
     json_array_foreach(all, i, policy)
     {
         if (match_selects(policy, dp, system_namespace))
-            matched[n++] = policy;
+            sort_key_init(&matched[n++], policy, system_namespace);
     }
-    sort_policies(matched, tmp, n, system_namespace);
+    sort_policies(matched, tmp, n);
 
     if (n > 0) {
         out->mode = MATCH_MODE_MESHMETRIC;
         for (i = 0; i < n; i++) {
-            char *id = xasprintf("%s/%s", policy_namespace(matched[i], system_namespace),
-                                 policy_name(matched[i]));
+            const json_t *mp = matched[i].policy;
+            char *id = xasprintf("%s/%s", policy_namespace(mp, system_namespace),
+                                 policy_name(mp));
             json_array_append_new(out->policies, json_string(id));
-            const json_t *def = json_object_get(json_object_get(matched[i], "spec"), "default");
+            const json_t *def = json_object_get(json_object_get(mp, "spec"), "default");
             if (json_is_object(def))
-                merge_objects(out->effective, def, out->origins, "", id);
+                merge_objects(out->effective, def, out->origins, "", id, true);
             else if (def && !json_is_null(def))
                 violations_add(&out->warnings, id, "spec.default is not an object; ignored");
             free(id);
         }
+        /* One copy of the result instead of one per policy (see merge_objects). */
+        json_t *owned = copy_pruned(out->effective);
+        json_decref(out->effective);
+        out->effective = owned;
         if (am.any)
             apply_annotations(out->effective, out->origins, &am, pod_annotations, false,
                               &out->warnings);
