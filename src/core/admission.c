@@ -1,0 +1,292 @@
+/*
+ * AdmissionReview (admission.k8s.io/v1) codec. Decoding type-checks every
+ * field it exposes and names the field in err; encoding builds exactly the
+ * shape VerifyAdmissionResponse accepts (kubernetes-api.md §2.3-2.4).
+ */
+#include "core/admission.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/base64.h"
+#include "util/xalloc.h"
+
+#define API_VERSION "admission.k8s.io/v1"
+#define KIND "AdmissionReview"
+#define WARNING_MAX 256 /* bytes; the apiserver truncates at 256 runes */
+
+static void request_reset(struct admission_request *req)
+{
+    req->root = NULL;
+    req->uid = "";
+    req->operation = "";
+    req->namespace = "";
+    req->name = "";
+    req->kind = "";
+    req->group = "";
+    req->resource = "";
+    req->sub_resource = "";
+    req->dry_run = false;
+    req->object = NULL;
+    req->old_object = NULL;
+}
+
+void admission_request_cleanup(struct admission_request *req)
+{
+    if (!req)
+        return;
+    json_decref(req->root);
+    request_reset(req);
+}
+
+/* An optional string member: absent or null -> "", string -> it, else MM_ERR_TYPE. */
+static enum mm_status opt_string(const json_t *obj, const char *key, const char *field,
+                                 const char **out, struct mm_error *err) MM_WUR;
+static enum mm_status opt_string(const json_t *obj, const char *key, const char *field,
+                                 const char **out, struct mm_error *err)
+{
+    const json_t *v = json_object_get(obj, key);
+    if (v == NULL || json_is_null(v)) {
+        *out = "";
+        return MM_OK;
+    }
+    if (!json_is_string(v))
+        return mm_error_set(err, MM_ERR_TYPE, field, "must be a string");
+    *out = json_string_value(v);
+    return MM_OK;
+}
+
+/* An optional object member: absent or null -> NULL, object -> it, else MM_ERR_TYPE. */
+static enum mm_status opt_object(const json_t *obj, const char *key, const char *field,
+                                 json_t **out, struct mm_error *err) MM_WUR;
+static enum mm_status opt_object(const json_t *obj, const char *key, const char *field,
+                                 json_t **out, struct mm_error *err)
+{
+    json_t *v = json_object_get(obj, key);
+    *out = NULL;
+    if (v == NULL || json_is_null(v))
+        return MM_OK;
+    if (!json_is_object(v))
+        return mm_error_set(err, MM_ERR_TYPE, field, "must be an object");
+    *out = v;
+    return MM_OK;
+}
+
+/* A required string member with an exact value. */
+static enum mm_status want_string(const json_t *obj, const char *key, const char *want,
+                                  struct mm_error *err) MM_WUR;
+static enum mm_status want_string(const json_t *obj, const char *key, const char *want,
+                                  struct mm_error *err)
+{
+    const json_t *v = json_object_get(obj, key);
+    if (v == NULL)
+        return mm_error_set(err, MM_ERR_TYPE, key, "missing; want \"%s\"", want);
+    if (!json_is_string(v))
+        return mm_error_set(err, MM_ERR_TYPE, key, "must be a string; want \"%s\"", want);
+    if (strcmp(json_string_value(v), want) != 0)
+        return mm_error_set(err, MM_ERR_TYPE, key, "unsupported value \"%.100s\"; want \"%s\"",
+                            json_string_value(v), want);
+    return MM_OK;
+}
+
+enum mm_status admission_decode(const char *body, size_t len, struct admission_request *req,
+                                struct mm_error *err)
+{
+    enum mm_status rc;
+    json_error_t jerr;
+    json_t *request = NULL;
+    json_t *gvk = NULL;
+
+    request_reset(req);
+    mm_error_clear(err);
+    if (len > ADMISSION_MAX_BODY)
+        return mm_error_set(err, MM_ERR_TOO_BIG, "",
+                            "request body is %zu bytes, over the %u-byte limit", len,
+                            ADMISSION_MAX_BODY);
+    if (!body || len == 0)
+        return mm_error_set(err, MM_ERR_PARSE, "", "empty request body");
+
+    req->root = json_loadb(body, len, JSON_DECODE_ANY, &jerr);
+    if (!req->root)
+        return mm_error_set(err, MM_ERR_PARSE, "", "invalid JSON at line %d column %d: %s",
+                            jerr.line, jerr.column, jerr.text);
+    if (!json_is_object(req->root))
+        return mm_error_set(err, MM_ERR_TYPE, "", "an AdmissionReview must be a JSON object");
+
+    /* Read the uid first so that every later error can still be answered. */
+    request = json_object_get(req->root, "request");
+    const json_t *uid = json_object_get(request, "uid");
+    if (json_is_string(uid))
+        req->uid = json_string_value(uid);
+
+    if ((rc = want_string(req->root, "apiVersion", API_VERSION, err)) != MM_OK)
+        return rc;
+    if ((rc = want_string(req->root, "kind", KIND, err)) != MM_OK)
+        return rc;
+    if (request == NULL || json_is_null(request))
+        return mm_error_set(err, MM_ERR_TYPE, "request", "missing");
+    if (!json_is_object(request))
+        return mm_error_set(err, MM_ERR_TYPE, "request", "must be an object");
+    if (uid == NULL || json_is_null(uid))
+        return mm_error_set(err, MM_ERR_TYPE, "request.uid", "missing");
+    if (!json_is_string(uid))
+        return mm_error_set(err, MM_ERR_TYPE, "request.uid", "must be a string");
+    if (req->uid[0] == '\0')
+        return mm_error_set(err, MM_ERR_TYPE, "request.uid", "must not be empty");
+
+    if ((rc = opt_string(request, "operation", "request.operation", &req->operation, err)) ||
+        (rc = opt_string(request, "namespace", "request.namespace", &req->namespace, err)) ||
+        (rc = opt_string(request, "name", "request.name", &req->name, err)) ||
+        (rc = opt_string(request, "subResource", "request.subResource", &req->sub_resource, err)))
+        return rc;
+
+    if ((rc = opt_object(request, "kind", "request.kind", &gvk, err)) ||
+        (rc = opt_string(gvk, "kind", "request.kind.kind", &req->kind, err)) ||
+        (rc = opt_string(gvk, "group", "request.kind.group", &req->group, err)))
+        return rc;
+    if ((rc = opt_object(request, "resource", "request.resource", &gvk, err)) ||
+        (rc = opt_string(gvk, "resource", "request.resource.resource", &req->resource, err)))
+        return rc;
+
+    const json_t *dry = json_object_get(request, "dryRun");
+    if (dry != NULL && !json_is_null(dry)) {
+        if (!json_is_boolean(dry))
+            return mm_error_set(err, MM_ERR_TYPE, "request.dryRun", "must be a boolean");
+        req->dry_run = json_is_true(dry);
+    }
+
+    if ((rc = opt_object(request, "object", "request.object", &req->object, err)) ||
+        (rc = opt_object(request, "oldObject", "request.oldObject", &req->old_object, err)))
+        return rc;
+    return MM_OK;
+}
+
+/*
+ * A JSON string of at most max bytes of s, cut on a UTF-8 boundary; bytes
+ * that are not valid UTF-8 become '?' so the result always encodes.
+ */
+static json_t *utf8_string(const char *s, size_t max)
+{
+    size_t n = strlen(s);
+    if (n <= max) {
+        json_t *v = json_stringn(s, n);
+        if (v)
+            return v; /* valid UTF-8, the common case */
+    }
+    char *out = xmalloc((n < max ? n : max) + 1);
+    size_t o = 0;
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0;
+    while (i < n) {
+        unsigned char ch = p[i];
+        size_t clen = ch < 0x80             ? 1
+                      : (ch & 0xE0) == 0xC0 ? 2
+                      : (ch & 0xF0) == 0xE0 ? 3
+                      : (ch & 0xF8) == 0xF0 ? 4
+                                            : 0;
+        bool valid = clen > 0 && i + clen <= n;
+        for (size_t j = 1; valid && j < clen; j++)
+            valid = (p[i + j] & 0xC0) == 0x80;
+        if (valid && clen > 1) {
+            /* No overlong forms, surrogates or code points past U+10FFFF. */
+            unsigned cp = clen == 2 ? (ch & 0x1Fu) : clen == 3 ? (ch & 0x0Fu) : (ch & 0x07u);
+            for (size_t j = 1; j < clen; j++)
+                cp = cp << 6 | (p[i + j] & 0x3Fu);
+            valid = !(clen == 2 && cp < 0x80) && !(clen == 3 && cp < 0x800) &&
+                    !(clen == 4 && cp < 0x10000) && cp <= 0x10FFFF &&
+                    !(cp >= 0xD800 && cp <= 0xDFFF);
+        }
+        if (!valid)
+            clen = 1;
+        if (o + clen > max)
+            break;
+        if (valid) {
+            memcpy(out + o, p + i, clen);
+        } else {
+            out[o] = '?';
+        }
+        o += clen;
+        i += clen;
+    }
+    json_t *v = json_stringn(out, o);
+    free(out);
+    return v;
+}
+
+static json_t *any_string(const char *s)
+{
+    return utf8_string(s ? s : "", (size_t)-1);
+}
+
+static json_t *warnings_json(const struct violations *w)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; i < w->len; i++) {
+        const struct violation *v = &w->items[i];
+        char *text = v->field && v->field[0] ? xasprintf("%s: %s", v->field, v->message)
+                                             : xstrdup(v->message ? v->message : "");
+        json_array_append_new(arr, utf8_string(text, WARNING_MAX));
+        free(text);
+    }
+    return arr;
+}
+
+static json_t *status_json(const struct admission_response *resp)
+{
+    json_t *st = json_object();
+    json_object_set_new(st, "code", json_integer(resp->code >= 400 ? resp->code : 400));
+    if (resp->reason && resp->reason[0])
+        json_object_set_new(st, "reason", any_string(resp->reason));
+    if (resp->message && resp->message[0])
+        json_object_set_new(st, "message", any_string(resp->message));
+    json_object_set_new(st, "status", json_string("Failure"));
+    if (resp->causes && resp->causes->len > 0) {
+        json_t *causes = json_array();
+        for (size_t i = 0; i < resp->causes->len; i++) {
+            const struct violation *v = &resp->causes->items[i];
+            json_t *c = json_object();
+            json_object_set_new(c, "type", json_string("FieldValueInvalid"));
+            if (v->field && v->field[0])
+                json_object_set_new(c, "field", any_string(v->field));
+            json_object_set_new(c, "message", any_string(v->message));
+            json_array_append_new(causes, c);
+        }
+        json_object_set_new(st, "details", json_pack("{s:o}", "causes", causes));
+    }
+    return st;
+}
+
+/*
+ * Encode the response review. resp->patch is sent only when allowed and a
+ * non-empty array (anything else would make the apiserver fail the call).
+ * All strings are made valid UTF-8. Returns a new string; caller frees.
+ */
+char *admission_encode(const struct admission_response *resp)
+{
+    json_t *root = json_object();
+    json_t *r = json_object();
+    json_object_set_new(root, "apiVersion", json_string(API_VERSION));
+    json_object_set_new(root, "kind", json_string(KIND));
+
+    json_object_set_new(r, "uid", any_string(resp->uid));
+    json_object_set_new(r, "allowed", json_boolean(resp->allowed));
+    if (resp->allowed && json_is_array(resp->patch) && json_array_size(resp->patch) > 0) {
+        char *text = json_dumps(resp->patch, JSON_COMPACT);
+        if (text) {
+            char *b64 = base64_encode(text, strlen(text));
+            json_object_set_new(r, "patchType", json_string("JSONPatch"));
+            json_object_set_new(r, "patch", json_string_nocheck(b64));
+            free(b64);
+            free(text);
+        }
+    }
+    if (resp->warnings && resp->warnings->len > 0)
+        json_object_set_new(r, "warnings", warnings_json(resp->warnings));
+    if (!resp->allowed)
+        json_object_set_new(r, "status", status_json(resp));
+    json_object_set_new(root, "response", r);
+
+    char *out = json_dumps(root, JSON_COMPACT);
+    json_decref(root);
+    return out;
+}
