@@ -1,0 +1,254 @@
+/* The admission decisions behind /mutate and /validate. */
+#include "server/admit.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/admission.h"
+#include "core/mesh.h"
+#include "core/meshmetric.h"
+#include "util/xalloc.h"
+
+void admit_reply_init(struct admit_reply *r)
+{
+    memset(r, 0, sizeof *r);
+}
+
+void admit_reply_cleanup(struct admit_reply *r)
+{
+    free(r->body);
+    admit_reply_init(r);
+}
+
+char *admit_error_body(const char *error, const char *field)
+{
+    json_t *o = json_object();
+    json_t *e = json_string(error ? error : "");
+    json_object_set_new(o, "error", e ? e : json_string("(invalid UTF-8 in the error text)"));
+    if (field && *field) {
+        json_t *f = json_string(field);
+        if (f)
+            json_object_set_new(o, "field", f);
+    }
+    char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(o);
+    return s;
+}
+
+/*
+ * The envelope (apiVersion, kind, request, request.uid) was fine and only a
+ * later field failed: the request is an AdmissionReview we can answer.
+ */
+static bool envelope_ok(const struct admission_request *req, const struct mm_error *err)
+{
+    if (!req->uid || !req->uid[0])
+        return false;
+    return !strncmp(err->field, "request.", 8) && strcmp(err->field, "request.uid") != 0;
+}
+
+static void describe(struct admit_reply *out, const struct admission_request *req)
+{
+    snprintf(out->uid, sizeof out->uid, "%s", req->uid ? req->uid : "");
+    const json_t *meta = json_object_get(req->object ? req->object : req->old_object, "metadata");
+    const char *name =
+        req->name && req->name[0] ? req->name : json_string_value(json_object_get(meta, "name"));
+    if (!name || !name[0])
+        name = json_string_value(json_object_get(meta, "generateName"));
+    if (req->kind && req->kind[0])
+        snprintf(out->object, sizeof out->object, "%s %s/%s", req->kind,
+                 req->namespace ? req->namespace : "", name ? name : "");
+    out->dry_run = req->dry_run;
+}
+
+/* A 400 for a body that is not an AdmissionReview. */
+static void bad_request(struct admit_reply *out, const struct mm_error *err)
+{
+    out->status = 400;
+    out->body = admit_error_body(err->message, err->field);
+    out->log = ADMIT_LOG_WARN;
+    char buf[1100];
+    snprintf(out->reason, sizeof out->reason, "not an AdmissionReview: %s",
+             mm_error_str(err, buf, sizeof buf));
+}
+
+static void answer(struct admit_reply *out, const struct admission_response *resp)
+{
+    out->status = 200;
+    out->body = admission_encode(resp);
+    if (!out->body) { /* cannot happen: the encoder sanitises strings */
+        out->status = 500;
+        out->body = admit_error_body("cannot encode the AdmissionReview response", NULL);
+        out->log = ADMIT_LOG_ERROR;
+        snprintf(out->reason, sizeof out->reason, "response encoding failed");
+    }
+}
+
+/* Allow unchanged with one warning, for pods we could not process. */
+static void allow_with_warning(const struct admit_env *env, struct admit_reply *out,
+                               const char *uid, const char *warning)
+{
+    struct violations w;
+    violations_init(&w);
+    violations_add(&w, "", "%s", warning);
+    struct admission_response resp = {.uid = uid, .allowed = true, .warnings = &w};
+    answer(out, &resp);
+    if (env->metrics)
+        webmetrics_warnings(env->metrics, WEBHOOK_EP_MUTATE, 1);
+    violations_cleanup(&w);
+}
+
+void admit_mutate(const struct admit_env *env, const char *body, size_t len,
+                  struct admit_reply *out)
+{
+    struct admission_request req;
+    struct mm_error err;
+    struct engine_result res;
+    struct policy_snapshot *snap = NULL;
+    char buf[1100];
+
+    admit_reply_init(out);
+    engine_result_init(&res);
+    mm_error_clear(&err);
+    enum mm_status st = admission_decode(body, len, &req, &err);
+    describe(out, &req);
+    if (st) {
+        if (!envelope_ok(&req, &err)) {
+            bad_request(out, &err);
+            goto cleanup;
+        }
+        char *w = xasprintf("meshmetric: cannot read the admission request (%s); pod admitted "
+                            "without the metrics patch",
+                            mm_error_str(&err, buf, sizeof buf));
+        allow_with_warning(env, out, req.uid, w);
+        free(w);
+        out->log = ADMIT_LOG_WARN;
+        snprintf(out->reason, sizeof out->reason, "malformed request admitted unchanged: %s", buf);
+        goto cleanup;
+    }
+    struct admission_response resp = {.uid = req.uid, .allowed = true};
+    bool is_pod = !strcmp(req.kind, "Pod") && (!req.group || !req.group[0]) &&
+                  (!req.resource[0] || !strcmp(req.resource, "pods"));
+    if (!is_pod || req.sub_resource[0] || strcmp(req.operation, "CREATE") != 0) {
+        answer(out, &resp); /* UPDATE, DELETE, subresources, other kinds: unchanged */
+        goto cleanup;
+    }
+    if (!req.object) {
+        allow_with_warning(env, out, req.uid,
+                           "meshmetric: the CREATE request carries no object; pod admitted "
+                           "without the metrics patch");
+        out->log = ADMIT_LOG_WARN;
+        snprintf(out->reason, sizeof out->reason, "CREATE without an object");
+        goto cleanup;
+    }
+    snap = env->source.acquire(env->source.ctx);
+    st = engine_evaluate(env->engine, policy_snapshot_set(snap), req.object, req.namespace, &res,
+                         &err);
+    if (st) {
+        char *w = xasprintf("meshmetric: %s; pod admitted without the metrics patch",
+                            mm_error_str(&err, buf, sizeof buf));
+        allow_with_warning(env, out, req.uid, w);
+        free(w);
+        if (env->metrics)
+            webmetrics_engine_error(env->metrics);
+        out->log = ADMIT_LOG_ERROR;
+        snprintf(out->reason, sizeof out->reason, "engine failed, pod admitted unchanged: %s", buf);
+        goto cleanup;
+    }
+    resp.patch = res.patch;
+    resp.warnings = &res.warnings;
+    answer(out, &resp);
+    out->patched = json_array_size(res.patch) > 0;
+    if (env->metrics) {
+        if (out->patched && !req.dry_run)
+            webmetrics_patch(env->metrics);
+        if (res.warnings.len)
+            webmetrics_warnings(env->metrics, WEBHOOK_EP_MUTATE, res.warnings.len);
+    }
+    if (res.warnings.len) {
+        char *joined = violations_join(&res.warnings);
+        out->log = ADMIT_LOG_INFO;
+        snprintf(out->reason, sizeof out->reason, "admitted with warnings: %s", joined);
+        free(joined);
+    }
+cleanup:
+    policy_snapshot_unref(snap);
+    engine_result_cleanup(&res);
+    admission_request_cleanup(&req);
+}
+
+void admit_validate(const struct admit_env *env, const char *body, size_t len,
+                    struct admit_reply *out)
+{
+    struct admission_request req;
+    struct mm_error err;
+    struct violations errs, warns;
+    json_t *copy = NULL;
+    char buf[1100];
+
+    admit_reply_init(out);
+    violations_init(&errs);
+    violations_init(&warns);
+    mm_error_clear(&err);
+    enum mm_status st = admission_decode(body, len, &req, &err);
+    describe(out, &req);
+    struct admission_response resp = {.uid = req.uid, .allowed = true};
+    if (st) {
+        if (!envelope_ok(&req, &err)) {
+            bad_request(out, &err);
+            goto cleanup;
+        }
+        resp.allowed = false;
+        resp.code = 400;
+        resp.reason = "BadRequest";
+        resp.message = mm_error_str(&err, buf, sizeof buf);
+        answer(out, &resp);
+        out->log = ADMIT_LOG_WARN;
+        snprintf(out->reason, sizeof out->reason, "malformed request denied: %s", buf);
+        goto cleanup;
+    }
+    bool is_mm = !strcmp(req.kind, "MeshMetric");
+    bool is_mesh = !strcmp(req.kind, "Mesh");
+    bool checks = !strcmp(req.operation, "CREATE") || !strcmp(req.operation, "UPDATE");
+    if (!checks || (!is_mm && !is_mesh) || req.sub_resource[0]) {
+        answer(out, &resp); /* DELETE, CONNECT, status updates, other kinds */
+        goto cleanup;
+    }
+    if (!req.object) {
+        resp.allowed = false;
+        resp.code = 400;
+        resp.reason = "BadRequest";
+        resp.message = "the request carries no object to validate";
+        answer(out, &resp);
+        out->log = ADMIT_LOG_WARN;
+        snprintf(out->reason, sizeof out->reason, "%s without an object", req.operation);
+        goto cleanup;
+    }
+    copy = json_deep_copy(req.object); /* validation may normalise fields in place */
+    bool valid = is_mm ? meshmetric_validate(copy, env->engine->system_namespace, &errs, &warns)
+                       : mesh_validate(copy, &errs, &warns);
+    resp.warnings = &warns;
+    if (!valid || !violations_empty(&errs)) {
+        char *message = violations_join(&errs);
+        resp.allowed = false;
+        resp.code = 422;
+        resp.reason = "Invalid";
+        resp.message = message;
+        resp.causes = &errs;
+        answer(out, &resp);
+        out->log = ADMIT_LOG_INFO;
+        snprintf(out->reason, sizeof out->reason, "denied: %s", message);
+        free(message);
+        if (env->metrics)
+            webmetrics_denial(env->metrics, req.kind);
+    } else {
+        answer(out, &resp);
+    }
+    if (env->metrics && warns.len)
+        webmetrics_warnings(env->metrics, WEBHOOK_EP_VALIDATE, warns.len);
+cleanup:
+    json_decref(copy);
+    violations_cleanup(&errs);
+    violations_cleanup(&warns);
+    admission_request_cleanup(&req);
+}

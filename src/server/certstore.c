@@ -1,0 +1,407 @@
+/* Serving credentials: reload from files, hand out per handshake, free when unused. */
+#include "server/certstore.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "tls/tls.h"
+#include "util/fileio.h"
+#include "util/log.h"
+#include "util/sha256.h"
+#include "util/xalloc.h"
+
+#define MAX_CHAIN 8
+#define MAX_PEM_FILE (1u << 20)
+
+/* One immutable set of credentials. */
+struct creds {
+    atomic_int refs;
+    gnutls_pcert_st pcerts[MAX_CHAIN];
+    unsigned n_pcerts;
+    gnutls_privkey_t key;
+};
+
+/* What a connection remembers: the credentials its handshake used. */
+struct conn_ctx {
+    struct creds *creds;
+};
+
+/* stat() facts of both files; any change triggers a content check. */
+struct fingerprint {
+    dev_t dev[2];
+    ino_t ino[2];
+    off_t size[2];
+    struct timespec mtime[2];
+    struct timespec ctime[2];
+    bool exists[2];
+};
+
+struct cert_store {
+    char *cert_path;
+    char *key_path;
+
+    pthread_mutex_t lock; /* guards current, serial */
+    struct creds *current;
+    char serial[80];
+    atomic_llong not_after;
+
+    pthread_mutex_t reload_lock; /* serialises reloads; guards fp, hash */
+    struct fingerprint fp;
+    bool have_fp;
+    uint8_t hash[32];
+    bool have_hash;
+
+    pthread_mutex_t orphan_lock; /* credentials handed to sessions we cannot track */
+    struct creds **orphans;
+    size_t n_orphans;
+
+    atomic_ullong reloads_ok;
+    atomic_ullong reloads_failed;
+
+    pthread_mutex_t watch_lock;
+    pthread_cond_t watch_cond;
+    pthread_t watch_thread;
+    bool watching;
+    bool watch_stop;
+    unsigned interval_ms;
+};
+
+static _Atomic(struct cert_store *) g_store = NULL;
+
+static void creds_unref(struct creds *c)
+{
+    if (!c || atomic_fetch_sub(&c->refs, 1) != 1)
+        return;
+    for (unsigned i = 0; i < c->n_pcerts; i++)
+        gnutls_pcert_deinit(&c->pcerts[i]);
+    if (c->key)
+        gnutls_privkey_deinit(c->key);
+    free(c);
+}
+
+struct cert_store *cert_store_create(const char *cert_path, const char *key_path)
+{
+    struct cert_store *s = xcalloc(1, sizeof *s);
+    s->cert_path = xstrdup(cert_path);
+    s->key_path = xstrdup(key_path);
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_mutex_init(&s->reload_lock, NULL);
+    pthread_mutex_init(&s->orphan_lock, NULL);
+    pthread_mutex_init(&s->watch_lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->watch_cond, &ca);
+    pthread_condattr_destroy(&ca);
+    atomic_init(&s->not_after, 0);
+    atomic_init(&s->reloads_ok, 0);
+    atomic_init(&s->reloads_failed, 0);
+    return s;
+}
+
+void cert_store_free(struct cert_store *s)
+{
+    if (!s)
+        return;
+    cert_store_watch_stop(s);
+    struct cert_store *expected = s;
+    atomic_compare_exchange_strong(&g_store, &expected, NULL);
+    creds_unref(s->current);
+    for (size_t i = 0; i < s->n_orphans; i++)
+        creds_unref(s->orphans[i]);
+    free(s->orphans);
+    pthread_mutex_destroy(&s->lock);
+    pthread_mutex_destroy(&s->reload_lock);
+    pthread_mutex_destroy(&s->orphan_lock);
+    pthread_mutex_destroy(&s->watch_lock);
+    pthread_cond_destroy(&s->watch_cond);
+    free(s->cert_path);
+    free(s->key_path);
+    free(s);
+}
+
+static void take_fingerprint(const struct cert_store *s, struct fingerprint *fp)
+{
+    memset(fp, 0, sizeof *fp);
+    const char *paths[2] = {s->cert_path, s->key_path};
+    for (int i = 0; i < 2; i++) {
+        struct stat st;
+        if (stat(paths[i], &st) != 0)
+            continue; /* stat follows the ..data symlinks of a mounted Secret */
+        fp->exists[i] = true;
+        fp->dev[i] = st.st_dev;
+        fp->ino[i] = st.st_ino;
+        fp->size[i] = st.st_size;
+        fp->mtime[i] = st.st_mtim;
+        fp->ctime[i] = st.st_ctim;
+    }
+}
+
+static bool same_fingerprint(const struct fingerprint *a, const struct fingerprint *b)
+{
+    for (int i = 0; i < 2; i++)
+        if (a->exists[i] != b->exists[i] || a->dev[i] != b->dev[i] || a->ino[i] != b->ino[i] ||
+            a->size[i] != b->size[i] || a->mtime[i].tv_sec != b->mtime[i].tv_sec ||
+            a->mtime[i].tv_nsec != b->mtime[i].tv_nsec ||
+            a->ctime[i].tv_sec != b->ctime[i].tv_sec || a->ctime[i].tv_nsec != b->ctime[i].tv_nsec)
+            return false;
+    return true;
+}
+
+/* GnuTLS credentials from PEM buffers. */
+static enum mm_status import_creds(const char *cert, size_t cert_len, const char *key,
+                                   size_t key_len, struct creds **out, struct mm_error *err)
+{
+    struct creds *c = xcalloc(1, sizeof *c);
+    atomic_init(&c->refs, 1);
+    gnutls_datum_t cd = {(unsigned char *)(uintptr_t)cert, (unsigned)cert_len};
+    gnutls_datum_t kd = {(unsigned char *)(uintptr_t)key, (unsigned)key_len};
+    unsigned n = MAX_CHAIN;
+    int rc = gnutls_pcert_list_import_x509_raw(c->pcerts, &n, &cd, GNUTLS_X509_FMT_PEM, 0);
+    if (rc < 0) {
+        free(c);
+        return mm_error_set(err, MM_ERR_TLS, "tls.crt", "GnuTLS cannot import the certificate: %s",
+                            gnutls_strerror(rc));
+    }
+    c->n_pcerts = n;
+    if ((rc = gnutls_privkey_init(&c->key)) < 0 ||
+        (rc = gnutls_privkey_import_x509_raw(c->key, &kd, GNUTLS_X509_FMT_PEM, NULL, 0)) < 0) {
+        creds_unref(c);
+        return mm_error_set(err, MM_ERR_TLS, "tls.key", "GnuTLS cannot import the key: %s",
+                            gnutls_strerror(rc));
+    }
+    *out = c;
+    return MM_OK;
+}
+
+enum mm_status cert_store_reload(struct cert_store *s, struct mm_error *err)
+{
+    enum mm_status st = MM_OK;
+    char *cert = NULL, *key = NULL;
+    size_t cert_len = 0, key_len = 0;
+    struct creds *fresh = NULL, *old = NULL;
+    struct tls_cert_info info;
+    struct fingerprint fp;
+
+    tls_cert_info_init(&info);
+    mm_error_clear(err);
+    pthread_mutex_lock(&s->reload_lock);
+    take_fingerprint(s, &fp);
+    if (s->have_fp && same_fingerprint(&fp, &s->fp)) {
+        st = s->current ? MM_OK
+                        : mm_error_set(err, MM_ERR_TLS, s->cert_path,
+                                       "no usable certificate yet (files unchanged)");
+        goto cleanup;
+    }
+    s->fp = fp;
+    s->have_fp = true;
+    if ((st = fileio_read(s->cert_path, MAX_PEM_FILE, &cert, &cert_len, err)) ||
+        (st = fileio_read(s->key_path, MAX_PEM_FILE, &key, &key_len, err)))
+        goto failed;
+
+    uint8_t hash[32];
+    char *both = xmalloc(cert_len + key_len + 1);
+    memcpy(both, cert, cert_len);
+    both[cert_len] = '\0';
+    memcpy(both + cert_len + 1, key, key_len);
+    sha256(both, cert_len + key_len + 1, hash);
+    free(both);
+    if (s->have_hash && s->current && !memcmp(hash, s->hash, sizeof hash))
+        goto cleanup; /* touched, same content */
+
+    if ((st = tls_pair_check(cert, cert_len, key, key_len, (int64_t)time(NULL), &info, err)))
+        goto failed;
+    if ((st = import_creds(cert, cert_len, key, key_len, &fresh, err)))
+        goto failed;
+
+    pthread_mutex_lock(&s->lock);
+    old = s->current;
+    s->current = fresh;
+    snprintf(s->serial, sizeof s->serial, "%s", info.serial);
+    pthread_mutex_unlock(&s->lock);
+    atomic_store(&s->not_after, (long long)info.not_after);
+    memcpy(s->hash, hash, sizeof hash);
+    s->have_hash = true;
+    bool replaced = old != NULL;
+    creds_unref(old); /* connections that used it hold their own references */
+    atomic_fetch_add(&s->reloads_ok, 1);
+
+    char not_after[32], days[32];
+    snprintf(not_after, sizeof not_after, "%lld", (long long)info.not_after);
+    snprintf(days, sizeof days, "%lld", (long long)((info.not_after - time(NULL)) / 86400));
+    log_kv(LOG_INFO, replaced ? "serving certificate reloaded" : "serving certificate loaded",
+           "file", s->cert_path, "serial", info.serial, "key", info.key_type, "not_after",
+           not_after, "days_left", days, NULL);
+    if (info.not_after - time(NULL) < 7 * 86400)
+        log_kv(LOG_WARN, "serving certificate expires within 7 days", "serial", info.serial,
+               "not_after", not_after, NULL);
+    goto cleanup;
+failed:
+    atomic_fetch_add(&s->reloads_failed, 1);
+cleanup:
+    pthread_mutex_unlock(&s->reload_lock);
+    tls_cert_info_cleanup(&info);
+    free(cert);
+    if (key) {
+        memset(key, 0, key_len);
+        free(key);
+    }
+    return st;
+}
+
+static void *watch_main(void *arg)
+{
+    struct cert_store *s = arg;
+    char last_error[1100] = "";
+    pthread_mutex_lock(&s->watch_lock);
+    while (!s->watch_stop) {
+        struct timespec until;
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_sec += s->interval_ms / 1000;
+        until.tv_nsec += (long)(s->interval_ms % 1000) * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        while (!s->watch_stop &&
+               pthread_cond_timedwait(&s->watch_cond, &s->watch_lock, &until) != ETIMEDOUT)
+            ;
+        if (s->watch_stop)
+            break;
+        pthread_mutex_unlock(&s->watch_lock);
+        struct mm_error err;
+        if (cert_store_reload(s, &err)) {
+            char buf[1100];
+            mm_error_str(&err, buf, sizeof buf);
+            if (strcmp(buf, last_error) != 0) { /* once per distinct problem */
+                log_kv(cert_store_ready(s) ? LOG_WARN : LOG_ERROR,
+                       cert_store_ready(s) ? "certificate reload failed; serving the previous one"
+                                           : "no usable serving certificate",
+                       "error", buf, NULL);
+                snprintf(last_error, sizeof last_error, "%s", buf);
+            }
+        } else {
+            last_error[0] = '\0';
+        }
+        pthread_mutex_lock(&s->watch_lock);
+    }
+    pthread_mutex_unlock(&s->watch_lock);
+    return NULL;
+}
+
+void cert_store_watch_start(struct cert_store *s, unsigned interval_ms)
+{
+    pthread_mutex_lock(&s->watch_lock);
+    if (!s->watching) {
+        s->interval_ms = interval_ms ? interval_ms : 1000;
+        s->watch_stop = false;
+        if (pthread_create(&s->watch_thread, NULL, watch_main, s) == 0)
+            s->watching = true;
+        else
+            log_kv(LOG_ERROR, "cannot start the certificate watcher", NULL);
+    }
+    pthread_mutex_unlock(&s->watch_lock);
+}
+
+void cert_store_watch_stop(struct cert_store *s)
+{
+    pthread_mutex_lock(&s->watch_lock);
+    bool join = s->watching;
+    s->watch_stop = true;
+    s->watching = false;
+    pthread_cond_broadcast(&s->watch_cond);
+    pthread_mutex_unlock(&s->watch_lock);
+    if (join)
+        pthread_join(s->watch_thread, NULL);
+}
+
+bool cert_store_ready(const struct cert_store *s)
+{
+    return atomic_load(&((struct cert_store *)(uintptr_t)s)->not_after) != 0;
+}
+
+int64_t cert_store_not_after(const struct cert_store *s)
+{
+    return atomic_load(&((struct cert_store *)(uintptr_t)s)->not_after);
+}
+
+void cert_store_serial(const struct cert_store *cs, char *buf, size_t len)
+{
+    struct cert_store *s = (struct cert_store *)(uintptr_t)cs;
+    pthread_mutex_lock(&s->lock);
+    snprintf(buf, len, "%s", s->serial);
+    pthread_mutex_unlock(&s->lock);
+}
+
+void cert_store_reload_counts(const struct cert_store *cs, uint64_t *ok, uint64_t *failed)
+{
+    struct cert_store *s = (struct cert_store *)(uintptr_t)cs;
+    *ok = atomic_load(&s->reloads_ok);
+    *failed = atomic_load(&s->reloads_failed);
+}
+
+void cert_store_install(struct cert_store *store)
+{
+    atomic_store(&g_store, store);
+}
+
+int cert_store_retrieve(gnutls_session_t session, const gnutls_datum_t *req_ca_rdn, int nreqs,
+                        const gnutls_pk_algorithm_t *pk_algos, int pk_algos_length,
+                        gnutls_pcert_st **pcert, unsigned int *pcert_length,
+                        gnutls_privkey_t *privkey)
+{
+    (void)req_ca_rdn;
+    (void)nreqs;
+    (void)pk_algos;
+    (void)pk_algos_length;
+    struct cert_store *s = atomic_load(&g_store);
+    if (!s)
+        return -1;
+    pthread_mutex_lock(&s->lock);
+    struct creds *c = s->current;
+    if (c)
+        atomic_fetch_add(&c->refs, 1);
+    pthread_mutex_unlock(&s->lock);
+    if (!c)
+        return -1; /* no certificate yet: the handshake fails */
+
+    struct conn_ctx *ctx = gnutls_session_get_ptr(session);
+    if (ctx) {
+        struct creds *old = ctx->creds;
+        ctx->creds = c;
+        creds_unref(old);
+    } else {
+        /* Not tracked (no connection notification): keep it until the store goes. */
+        pthread_mutex_lock(&s->orphan_lock);
+        s->orphans = xrealloc(s->orphans, (s->n_orphans + 1) * sizeof *s->orphans);
+        s->orphans[s->n_orphans++] = c;
+        pthread_mutex_unlock(&s->orphan_lock);
+    }
+    *pcert = c->pcerts;
+    *pcert_length = c->n_pcerts;
+    *privkey = c->key;
+    return 0;
+}
+
+void *cert_store_conn_start(gnutls_session_t session)
+{
+    struct conn_ctx *ctx = xcalloc(1, sizeof *ctx);
+    if (session)
+        gnutls_session_set_ptr(session, ctx);
+    return ctx;
+}
+
+void cert_store_conn_end(void *conn_ctx)
+{
+    struct conn_ctx *ctx = conn_ctx;
+    if (!ctx)
+        return;
+    creds_unref(ctx->creds);
+    free(ctx);
+}

@@ -1,0 +1,478 @@
+/*
+ * The webhook's layer without sockets: admission answers (src/server/admit.c)
+ * for good and bad bodies, the Prometheus text of its metrics, and the
+ * certificate store's reload rules (keep the old pair on any problem).
+ * The real HTTPS paths are in tests/e2e/webhook_test.sh.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "core/admission.h"
+#include "server/admit.h"
+#include "server/certstore.h"
+#include "server/webmetrics.h"
+#include "tls/tls.h"
+#include "util/base64.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+
+/* ---------------------------------------------------------------- a fixed policy source */
+
+static struct policy_snapshot *g_snap;
+
+static struct policy_snapshot *fixed_acquire(void *ctx)
+{
+    (void)ctx;
+    return policy_snapshot_ref(g_snap);
+}
+
+static bool fixed_ready(void *ctx)
+{
+    (void)ctx;
+    return true;
+}
+
+static const char POLICY[] =
+    "{\"apiVersion\":\"kuma.io/v1alpha1\",\"kind\":\"MeshMetric\",\"metadata\":{\"name\":\"m\","
+    "\"namespace\":\"kuma-system\"},\"spec\":{\"targetRef\":{\"kind\":\"Mesh\"},\"default\":{"
+    "\"backends\":[{\"type\":\"Prometheus\",\"prometheus\":{\"port\":5670}}]}}}";
+
+static const char POD[] = "{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"generateName\":"
+                          "\"web-\",\"namespace\":\"shop\"},\"spec\":{\"containers\":[{\"name\":"
+                          "\"kuma-sidecar\",\"image\":\"kuma-dp\"},{\"name\":\"app\",\"image\":"
+                          "\"app\"}]}}";
+
+static struct engine_config g_engine;
+static struct webmetrics g_metrics;
+
+static int setup(void **state)
+{
+    (void)state;
+    struct policy_set set;
+    policy_set_init(&set);
+    struct mm_error err;
+    if (policy_set_add(&set, json_loads(POLICY, 0, NULL), NULL, &err))
+        return -1;
+    g_snap = policy_snapshot_create(&set);
+    policy_set_cleanup(&set);
+    engine_config_init(&g_engine);
+    webmetrics_init(&g_metrics);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    policy_snapshot_unref(g_snap);
+    return 0;
+}
+
+static struct admit_env env(void)
+{
+    struct admit_env e = {&g_engine, {fixed_acquire, fixed_ready, NULL}, &g_metrics};
+    return e;
+}
+
+/* An AdmissionReview around object (JSON text or NULL), as a new string. */
+static char *review(const char *uid, const char *op, const char *kind, const char *object,
+                    bool dry_run)
+{
+    return xasprintf("{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\","
+                     "\"request\":{\"uid\":\"%s\",\"kind\":{\"group\":\"%s\",\"version\":\"v1\","
+                     "\"kind\":\"%s\"},\"resource\":{\"resource\":\"%s\"},\"namespace\":\"shop\","
+                     "\"operation\":\"%s\",\"object\":%s,\"dryRun\":%s}}",
+                     uid, strcmp(kind, "Pod") ? "kuma.io" : "", kind,
+                     strcmp(kind, "Pod") ? "meshmetrics" : "pods", op, object ? object : "null",
+                     dry_run ? "true" : "false");
+}
+
+static json_t *reply_json(const struct admit_reply *r)
+{
+    json_error_t jerr;
+    json_t *j = json_loads(r->body, 0, &jerr);
+    if (!j)
+        fail_msg("reply is not JSON: %s (%s)", jerr.text, r->body);
+    return j;
+}
+
+static const char *resp_str(const json_t *j, const char *key)
+{
+    return json_string_value(json_object_get(json_object_get(j, "response"), key));
+}
+
+static void test_mutate_patch(void **state)
+{
+    (void)state;
+    struct admit_env e = env();
+    char *body = review("u-1", "CREATE", "Pod", POD, false);
+    struct admit_reply r;
+    admit_mutate(&e, body, strlen(body), &r);
+    assert_int_equal(r.status, 200);
+    assert_true(r.patched);
+    assert_string_equal(r.uid, "u-1");
+    assert_string_equal(r.object, "Pod shop/web-");
+    json_t *j = reply_json(&r);
+    assert_string_equal(json_string_value(json_object_get(j, "apiVersion")), "admission.k8s.io/v1");
+    assert_string_equal(json_string_value(json_object_get(j, "kind")), "AdmissionReview");
+    assert_string_equal(resp_str(j, "uid"), "u-1");
+    assert_string_equal(resp_str(j, "patchType"), "JSONPatch");
+    const char *p = resp_str(j, "patch");
+    size_t n = 0;
+    unsigned char *raw = base64_decode(p, strlen(p), &n);
+    assert_non_null(raw);
+    json_t *patch = json_loadb((const char *)raw, n, 0, NULL);
+    assert_true(json_is_array(patch) && json_array_size(patch) > 0);
+    json_decref(patch);
+    free(raw);
+    json_decref(j);
+    admit_reply_cleanup(&r);
+    free(body);
+}
+
+struct pass_case {
+    const char *name;
+    const char *op;
+    const char *kind;
+    bool dry_run;
+    bool want_patch;
+};
+
+static const struct pass_case pass_cases[] = {
+    {"UPDATE passes unchanged", "UPDATE", "Pod", false, false},
+    {"DELETE passes unchanged", "DELETE", "Pod", false, false},
+    {"CONNECT passes unchanged", "CONNECT", "Pod", false, false},
+    {"dry run gets the patch", "CREATE", "Pod", true, true},
+    {"other kinds pass", "CREATE", "MeshMetric", false, false},
+};
+
+static void test_mutate_passes(void **state)
+{
+    (void)state;
+    struct admit_env e = env();
+    for (size_t i = 0; i < sizeof pass_cases / sizeof *pass_cases; i++) {
+        const struct pass_case *c = &pass_cases[i];
+        char *body = review("u-2", c->op, c->kind, POD, c->dry_run);
+        struct admit_reply r;
+        admit_mutate(&e, body, strlen(body), &r);
+        assert_int_equal(r.status, 200);
+        if (r.patched != c->want_patch)
+            fail_msg("%s: patched=%d", c->name, r.patched);
+        assert_int_equal(r.dry_run, c->dry_run);
+        json_t *j = reply_json(&r);
+        assert_string_equal(resp_str(j, "uid"), "u-2");
+        assert_true(json_is_true(json_object_get(json_object_get(j, "response"), "allowed")));
+        json_decref(j);
+        admit_reply_cleanup(&r);
+        free(body);
+    }
+}
+
+struct bad_case {
+    const char *name;
+    const char *body;
+    unsigned status;   /* 400: not a review; 200: answered review */
+    const char *field; /* 400: the "field" of the error body */
+    const char *uid;   /* 200: the echoed uid */
+};
+
+#define ENVELOPE "{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\","
+
+static const struct bad_case bad_cases[] = {
+    {"empty body", "", 400, NULL, NULL},
+    {"malformed JSON", "{\"apiVersion\":", 400, NULL, NULL},
+    {"JSON array", "[]", 400, NULL, NULL},
+    {"a Pod", "{\"apiVersion\":\"v1\",\"kind\":\"Pod\"}", 400, "apiVersion", NULL},
+    {"v1beta1 review",
+     "{\"apiVersion\":\"admission.k8s.io/v1beta1\",\"kind\":\"AdmissionReview\","
+     "\"request\":{\"uid\":\"x\"}}",
+     400, "apiVersion", NULL},
+    {"no request", ENVELOPE "\"response\":{}}", 400, "request", NULL},
+    {"no uid", ENVELOPE "\"request\":{\"operation\":\"CREATE\"}}", 400, "request.uid", NULL},
+    {"object is a string",
+     ENVELOPE "\"request\":{\"uid\":\"b-1\",\"operation\":\"CREATE\","
+              "\"kind\":{\"kind\":\"Pod\"},\"object\":\"x\"}}",
+     200, NULL, "b-1"},
+    {"containers not an array",
+     ENVELOPE "\"request\":{\"uid\":\"b-2\",\"operation\":\"CREATE\","
+              "\"kind\":{\"kind\":\"Pod\"},\"object\":{\"spec\":{"
+              "\"containers\":7}}}}",
+     200, NULL, "b-2"},
+    {"CREATE without object",
+     ENVELOPE "\"request\":{\"uid\":\"b-3\",\"operation\":\"CREATE\","
+              "\"kind\":{\"kind\":\"Pod\"}}}",
+     200, NULL, "b-3"},
+    {"dryRun not a boolean", ENVELOPE "\"request\":{\"uid\":\"b-4\",\"dryRun\":\"yes\"}}", 200,
+     NULL, "b-4"},
+};
+
+static void test_mutate_bad_input(void **state)
+{
+    (void)state;
+    struct admit_env e = env();
+    for (size_t i = 0; i < sizeof bad_cases / sizeof *bad_cases; i++) {
+        const struct bad_case *c = &bad_cases[i];
+        struct admit_reply r;
+        admit_mutate(&e, c->body, strlen(c->body), &r);
+        if (r.status != c->status)
+            fail_msg("%s: status %u", c->name, r.status);
+        assert_int_not_equal(r.log, ADMIT_LOG_NONE);
+        json_t *j = reply_json(&r);
+        if (c->status == 400) {
+            assert_non_null(json_string_value(json_object_get(j, "error")));
+            if (c->field)
+                assert_string_equal(json_string_value(json_object_get(j, "field")), c->field);
+        } else {
+            /* Answered: uid echoed, allowed, one warning explaining why nothing changed. */
+            assert_string_equal(resp_str(j, "uid"), c->uid);
+            json_t *resp = json_object_get(j, "response");
+            assert_true(json_is_true(json_object_get(resp, "allowed")));
+            assert_null(json_object_get(resp, "patch"));
+            assert_int_equal(json_array_size(json_object_get(resp, "warnings")), 1);
+        }
+        json_decref(j);
+        admit_reply_cleanup(&r);
+    }
+}
+
+static void test_validate(void **state)
+{
+    (void)state;
+    struct admit_env e = env();
+    const char *bad = "{\"apiVersion\":\"kuma.io/v1alpha1\",\"kind\":\"MeshMetric\",\"metadata\":"
+                      "{\"name\":\"b\",\"namespace\":\"kuma-system\"},\"spec\":{\"targetRef\":{"
+                      "\"kind\":\"Mesh\"},\"default\":{\"backends\":[{\"type\":\"Prometheus\","
+                      "\"prometheus\":{\"port\":70000}}]}}}";
+    char *body = review("v-1", "CREATE", "MeshMetric", bad, false);
+    struct admit_reply r;
+    unsigned long long before = atomic_load(&g_metrics.denials[0]);
+    admit_validate(&e, body, strlen(body), &r);
+    assert_int_equal(r.status, 200);
+    json_t *j = reply_json(&r);
+    json_t *resp = json_object_get(j, "response");
+    assert_false(json_is_true(json_object_get(resp, "allowed")));
+    json_t *st = json_object_get(resp, "status");
+    assert_int_equal(json_integer_value(json_object_get(st, "code")), 422);
+    assert_string_equal(json_string_value(json_object_get(st, "reason")), "Invalid");
+    assert_string_equal(json_string_value(json_object_get(st, "message")),
+                        "spec.default.backends.backend[0].port: port must be a valid (1-65535)");
+    json_t *cause = json_array_get(json_object_get(json_object_get(st, "details"), "causes"), 0);
+    assert_string_equal(json_string_value(json_object_get(cause, "field")),
+                        "spec.default.backends.backend[0].port");
+    assert_int_equal(atomic_load(&g_metrics.denials[0]), before + 1);
+    json_decref(j);
+    admit_reply_cleanup(&r);
+    free(body);
+
+    /* DELETE and other kinds are allowed; the valid policy too. */
+    const char *ops[][3] = {
+        {"DELETE", "MeshMetric", bad}, {"CREATE", "Pod", POD}, {"UPDATE", "MeshMetric", POLICY}};
+    for (size_t i = 0; i < 3; i++) {
+        body = review("v-2", ops[i][0], ops[i][1], ops[i][2], false);
+        admit_validate(&e, body, strlen(body), &r);
+        j = reply_json(&r);
+        assert_true(json_is_true(json_object_get(json_object_get(j, "response"), "allowed")));
+        json_decref(j);
+        admit_reply_cleanup(&r);
+        free(body);
+    }
+
+    /* CREATE without an object: denied 400, uid echoed. */
+    body = review("v-3", "CREATE", "MeshMetric", NULL, false);
+    admit_validate(&e, body, strlen(body), &r);
+    j = reply_json(&r);
+    assert_string_equal(resp_str(j, "uid"), "v-3");
+    assert_int_equal(json_integer_value(json_object_get(
+                         json_object_get(json_object_get(j, "response"), "status"), "code")),
+                     400);
+    json_decref(j);
+    admit_reply_cleanup(&r);
+    free(body);
+
+    /* Not a review at all: a 400 with a JSON body. */
+    admit_validate(&e, "nope", 4, &r);
+    assert_int_equal(r.status, 400);
+    admit_reply_cleanup(&r);
+}
+
+static void test_error_body(void **state)
+{
+    (void)state;
+    struct {
+        const char *error, *field, *want;
+    } cases[] = {
+        {"bad", "x", "{\"error\":\"bad\",\"field\":\"x\"}"},
+        {"bad", NULL, "{\"error\":\"bad\"}"},
+        {"bad", "", "{\"error\":\"bad\"}"},
+        {"quote \" and \\ ", "f", "{\"error\":\"quote \\\" and \\\\ \",\"field\":\"f\"}"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char *s = admit_error_body(cases[i].error, cases[i].field);
+        assert_string_equal(s, cases[i].want);
+        free(s);
+    }
+    /* Invalid UTF-8 still gives valid JSON. */
+    char *s = admit_error_body("\xff\xfe", "\xc3");
+    json_t *j = json_loads(s, 0, NULL);
+    assert_non_null(j);
+    json_decref(j);
+    free(s);
+}
+
+static void test_metrics_text(void **state)
+{
+    (void)state;
+    struct webmetrics m;
+    webmetrics_init(&m);
+    webmetrics_request(&m, WEBHOOK_EP_MUTATE, 200, 0.0004);
+    webmetrics_request(&m, WEBHOOK_EP_MUTATE, 200, 0.003);
+    webmetrics_request(&m, WEBHOOK_EP_MUTATE, 415, 0.00001);
+    webmetrics_request(&m, WEBHOOK_EP_VALIDATE, 599, 100.0); /* unknown code, past every bucket */
+    webmetrics_request(&m, WEBHOOK_EP_HEALTHZ, 200, 0);
+    webmetrics_patch(&m);
+    webmetrics_denial(&m, "Mesh");
+    webmetrics_denial(&m, "Other");
+    struct webmetrics_gauges g = {.cert_not_after = 1893456000,
+                                  .policies_meshmetric = 3,
+                                  .policies_mesh = 1,
+                                  .namespaces = 0,
+                                  .services = 2,
+                                  .ready = true,
+                                  .connections = 4,
+                                  .in_flight = 1};
+    struct strbuf out;
+    strbuf_init(&out, 1 << 20);
+    assert_true(webmetrics_render(&m, &g, &out));
+    const char *t = strbuf_str(&out);
+    const char *want[] = {
+        "meshmetric_webhook_requests_total{endpoint=\"mutate\",code=\"200\"} 2\n",
+        "meshmetric_webhook_requests_total{endpoint=\"mutate\",code=\"415\"} 1\n",
+        "meshmetric_webhook_requests_total{endpoint=\"validate\",code=\"other\"} 1\n",
+        "meshmetric_webhook_requests_total{endpoint=\"healthz\",code=\"200\"} 1\n",
+        "meshmetric_webhook_admission_duration_seconds_bucket{endpoint=\"mutate\",le=\"0.00025\"} "
+        "1\n",
+        "meshmetric_webhook_admission_duration_seconds_bucket{endpoint=\"mutate\",le=\"0.0005\"} "
+        "2\n",
+        "meshmetric_webhook_admission_duration_seconds_bucket{endpoint=\"mutate\",le=\"0.0025\"} "
+        "2\n",
+        "meshmetric_webhook_admission_duration_seconds_bucket{endpoint=\"mutate\",le=\"0.005\"} "
+        "3\n",
+        "meshmetric_webhook_admission_duration_seconds_bucket{endpoint=\"mutate\",le=\"+Inf\"} 3\n",
+        "meshmetric_webhook_admission_duration_seconds_count{endpoint=\"mutate\"} 3\n",
+        "meshmetric_webhook_admission_duration_seconds_bucket{endpoint=\"validate\",le=\"5\"} 0\n",
+        "meshmetric_webhook_admission_duration_seconds_bucket{endpoint=\"validate\",le=\"+Inf\"} "
+        "1\n",
+        "meshmetric_webhook_patches_total 1\n",
+        "meshmetric_webhook_validation_denials_total{kind=\"Mesh\"} 1\n",
+        "meshmetric_webhook_validation_denials_total{kind=\"other\"} 1\n",
+        "meshmetric_webhook_certificate_expiry_timestamp_seconds 1893456000\n",
+        "meshmetric_webhook_policy_objects{kind=\"Service\"} 2\n",
+        "meshmetric_webhook_ready 1\n",
+        "meshmetric_build_info{version=\"" MM_VERSION "\",component=\"webhook\"} 1\n",
+    };
+    for (size_t i = 0; i < sizeof want / sizeof *want; i++)
+        if (!strstr(t, want[i]))
+            fail_msg("metrics text lacks: %s", want[i]);
+    /* Every line is a comment or "name{labels} value". */
+    assert_null(strstr(t, "\n\n"));
+    strbuf_cleanup(&out);
+}
+
+/* ---------------------------------------------------------------- certificate store */
+
+static void put(const char *path, const char *data)
+{
+    struct mm_error err;
+    assert_int_equal(tls_write_file(path, data, strlen(data), 0600, &err), MM_OK);
+}
+
+static void test_cert_store_reload(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/mm-test-certstore-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char *crt = xasprintf("%s/tls.crt", dir), *key = xasprintf("%s/tls.key", dir);
+    struct tls_pem_pair ca, a, b;
+    struct mm_error err;
+    const char *names[] = {"svc.ns.svc"};
+    struct tls_leaf_request req = {"svc.ns.svc", names, 1, 10, TLS_KEY_ECDSA_P256};
+    assert_int_equal(tls_ca_generate("ca", 10, TLS_KEY_ECDSA_P256, &ca, &err), MM_OK);
+    assert_int_equal(tls_leaf_generate(&ca, &req, &a, &err), MM_OK);
+    assert_int_equal(tls_leaf_generate(&ca, &req, &b, &err), MM_OK);
+
+    struct cert_store *s = cert_store_create(crt, key);
+    assert_false(cert_store_ready(s));
+    assert_int_equal(cert_store_reload(s, &err), MM_ERR_IO); /* nothing there yet */
+    assert_false(cert_store_ready(s));
+
+    put(key, a.key);
+    put(crt, a.cert);
+    assert_int_equal(cert_store_reload(s, &err), MM_OK);
+    assert_true(cert_store_ready(s));
+    char serial_a[80], serial[80];
+    cert_store_serial(s, serial_a, sizeof serial_a);
+    assert_true(strlen(serial_a) > 0);
+    assert_true(cert_store_not_after(s) > 0);
+
+    /* Unchanged: nothing reloaded. */
+    uint64_t ok = 0, failed = 0;
+    assert_int_equal(cert_store_reload(s, &err), MM_OK);
+    cert_store_reload_counts(s, &ok, &failed);
+    assert_int_equal(ok, 1);
+
+    /* New certificate, old key: refused, the old pair stays. */
+    put(crt, b.cert);
+    assert_int_equal(cert_store_reload(s, &err), MM_ERR_TLS);
+    assert_non_null(strstr(err.message, "does not match"));
+    cert_store_serial(s, serial, sizeof serial);
+    assert_string_equal(serial, serial_a);
+
+    /* Garbage: refused, the old pair stays. */
+    put(key, "-----BEGIN PRIVATE KEY-----\ngarbage\n-----END PRIVATE KEY-----\n");
+    assert_int_equal(cert_store_reload(s, &err), MM_ERR_TLS);
+    cert_store_serial(s, serial, sizeof serial);
+    assert_string_equal(serial, serial_a);
+
+    /* The matching key arrives: the new pair is served. */
+    put(key, b.key);
+    assert_int_equal(cert_store_reload(s, &err), MM_OK);
+    cert_store_serial(s, serial, sizeof serial);
+    assert_string_not_equal(serial, serial_a);
+    cert_store_reload_counts(s, &ok, &failed);
+    assert_int_equal(ok, 2);
+    assert_int_equal(failed, 3); /* missing files, mismatch, garbage */
+
+    /* A connection that took the credentials keeps them alive after a swap. */
+    void *conn = cert_store_conn_start(NULL);
+    cert_store_conn_end(conn);
+    cert_store_free(s);
+
+    unlink(crt);
+    unlink(key);
+    rmdir(dir);
+    free(crt);
+    free(key);
+    tls_pem_pair_cleanup(&ca);
+    tls_pem_pair_cleanup(&a);
+    tls_pem_pair_cleanup(&b);
+}
+
+int main(void)
+{
+    xalloc_install_json();
+    log_setup(LOG_ERROR, LOG_FORMAT_JSON);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_mutate_patch),      cmocka_unit_test(test_mutate_passes),
+        cmocka_unit_test(test_mutate_bad_input),  cmocka_unit_test(test_validate),
+        cmocka_unit_test(test_error_body),        cmocka_unit_test(test_metrics_text),
+        cmocka_unit_test(test_cert_store_reload),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
