@@ -14,6 +14,7 @@
 
 #include "core/admission.h"
 #include "core/engine.h"
+#include "core/memo.h"
 #include "util/fileio.h"
 #include "util/xalloc.h"
 
@@ -73,6 +74,33 @@ static void add_policies(struct policy_set *set)
         exit(2);
 }
 
+static double engine_rate(const struct engine_config *cfg, const struct policy_set *set,
+                          const char *body, size_t len, double secs, size_t *sink)
+{
+    struct mm_error err;
+    size_t n = 0;
+    double t0 = now(), t;
+    do {
+        for (int k = 0; k < 64; k++) {
+            struct admission_request req;
+            enum mm_status st = admission_decode(body, len, &req, &err);
+            struct engine_result res;
+            engine_result_init(&res);
+            if (st == MM_OK)
+                st = engine_evaluate(cfg, set, req.object, req.namespace, &res, &err);
+            struct admission_response resp = {.uid = req.uid, .allowed = true,
+                                              .patch = res.patch, .warnings = &res.warnings};
+            char *out = admission_encode(&resp);
+            *sink += strlen(out);
+            free(out);
+            engine_result_cleanup(&res);
+            admission_request_cleanup(&req);
+        }
+        n += 64;
+    } while ((t = now()) - t0 < secs);
+    return (double)n / (t - t0);
+}
+
 int main(int argc, char **argv)
 {
     xalloc_install_json();
@@ -115,6 +143,15 @@ int main(int argc, char **argv)
     }
 
     size_t sink = 0;
+    if (argc > 3 && !strcmp(argv[3], "--profile-memo")) {
+        /* Only the webhook path with a warm memo, for callgrind. */
+        set.memo = memo_create(4096);
+        set.index = match_index_create(set.meshmetrics);
+        (void)engine_rate(&cfg, &set, body, len, secs, &sink);
+        policy_set_cleanup(&set);
+        free(body);
+        return 0;
+    }
     /* Baseline: bare jansson parse + dump. */
     size_t n_bare = 0;
     double t0 = now(), t;
@@ -130,36 +167,47 @@ int main(int argc, char **argv)
     } while ((t = now()) - t0 < secs);
     double bare_rate = (double)n_bare / (t - t0);
 
-    /* Engine: decode -> match -> patch -> encode. */
-    size_t n_eng = 0;
+    /* Engine: decode -> match -> patch -> encode; first on a bare policy set
+     * (every pod merges its policies, as the CLI does), then as the webhook
+     * runs it: policy snapshots carry a selection index and a merge memo, so
+     * pods of one workload merge once per snapshot. */
+    double eng_rate = engine_rate(&cfg, &set, body, len, secs, &sink);
+    struct mm_error err2;
+    /* The engine alone (no memo) on a decoded request: where the time goes. */
+    size_t n_only = 0;
+    struct admission_request pre;
+    if (admission_decode(body, len, &pre, &err2))
+        return 2;
     t0 = now();
     do {
         for (int k = 0; k < 64; k++) {
-            struct admission_request req;
-            enum mm_status st = admission_decode(body, len, &req, &err);
             struct engine_result res;
             engine_result_init(&res);
-            if (st == MM_OK)
-                st = engine_evaluate(&cfg, &set, req.object, req.namespace, &res, &err);
-            struct admission_response resp = {.uid = req.uid, .allowed = true,
-                                              .patch = res.patch, .warnings = &res.warnings};
-            char *out = admission_encode(&resp);
-            sink += strlen(out);
-            free(out);
+            if (engine_evaluate(&cfg, &set, pre.object, pre.namespace, &res, &err2) == MM_OK)
+                sink += json_array_size(res.patch);
             engine_result_cleanup(&res);
-            admission_request_cleanup(&req);
         }
-        n_eng += 64;
+        n_only += 64;
     } while ((t = now()) - t0 < secs);
-    double eng_rate = (double)n_eng / (t - t0);
+    double only_rate = (double)n_only / (t - t0);
+    admission_request_cleanup(&pre);
+
+    set.memo = memo_create(4096);
+    set.index = match_index_create(set.meshmetrics);
+    double memo_rate = engine_rate(&cfg, &set, body, len, secs, &sink);
 
     printf("pod: %zu bytes, %zu policies loaded, %zu matched, patch of %zu operations\n", len,
            json_array_size(set.meshmetrics), policies, patch_ops);
-    printf("%-34s %12.0f pods/s  %8.1f us/pod\n", "bare jansson parse+dump", bare_rate,
+    printf("%-40s %10.0f pods/s  %8.1f us/pod\n", "bare jansson parse+dump", bare_rate,
            1e6 / bare_rate);
-    printf("%-34s %12.0f pods/s  %8.1f us/pod\n", "engine decode+match+patch+encode", eng_rate,
-           1e6 / eng_rate);
-    printf("cost ratio engine/bare: %.2fx (target <= 3.00x)\n", bare_rate / eng_rate);
+    printf("%-40s %10.0f pods/s  %8.1f us/pod\n", "engine, no memo (every pod merges)",
+           eng_rate, 1e6 / eng_rate);
+    printf("%-40s %10.0f pods/s  %8.1f us/pod\n", "  of which engine_evaluate alone", only_rate,
+           1e6 / only_rate);
+    printf("%-40s %10.0f pods/s  %8.1f us/pod\n", "engine as the webhook runs it",
+           memo_rate, 1e6 / memo_rate);
+    printf("cost ratio engine/bare: %.2fx without memo, %.2fx with memo (target <= 3.00x)\n",
+           bare_rate / eng_rate, bare_rate / memo_rate);
     policy_set_cleanup(&set);
     free(body);
     return sink == 0;

@@ -261,8 +261,35 @@ static json_t *status_json(const struct admission_response *resp)
  * non-empty array (anything else would make the apiserver fail the call).
  * All strings are made valid UTF-8. Returns a new string; caller frees.
  */
+/*
+ * The common answer, allowed with at most a patch, written directly: it is
+ * on every pod's admission path and saves building and dumping a tree.
+ */
+static char *encode_allowed(const struct admission_response *resp)
+{
+    json_t *uid = any_string(resp->uid);
+    char *uid_text = json_dumps(uid, JSON_ENCODE_ANY | JSON_COMPACT);
+    json_decref(uid);
+    char *patch_text = NULL, *b64 = NULL;
+    if (json_is_array(resp->patch) && json_array_size(resp->patch) > 0)
+        patch_text = json_dumps(resp->patch, JSON_COMPACT);
+    if (patch_text)
+        b64 = base64_encode(patch_text, strlen(patch_text));
+    char *out = xasprintf("{\"apiVersion\":\"" API_VERSION "\",\"kind\":\"" KIND
+                          "\",\"response\":{\"uid\":%s,\"allowed\":true%s%s%s}}",
+                          uid_text ? uid_text : "\"\"",
+                          b64 ? ",\"patchType\":\"JSONPatch\",\"patch\":\"" : "", b64 ? b64 : "",
+                          b64 ? "\"" : "");
+    free(uid_text);
+    free(patch_text);
+    free(b64);
+    return out;
+}
+
 char *admission_encode(const struct admission_response *resp)
 {
+    if (resp->allowed && !(resp->warnings && resp->warnings->len > 0))
+        return encode_allowed(resp);
     json_t *root = json_object();
     json_t *r = json_object();
     json_object_set_new(root, "apiVersion", json_string(API_VERSION));

@@ -87,8 +87,9 @@ enum mm_status engine_evaluate(const struct engine_config *cfg, const struct pol
     match_evaluate(&out->dp, set, json_is_object(annotations) ? annotations : NULL,
                    cfg->system_namespace, &out->match);
     violations_extend(&out->warnings, &out->match.warnings);
-    return podpatch_build(pod, w->base, out->match.effective, &cfg->patch, &out->patch,
-                          &out->warnings, err);
+    return podpatch_build_hashed(pod, w->base, out->match.effective,
+                                 json_string_value(out->match.effective_hash), &cfg->patch,
+                                 &out->patch, &out->warnings, err);
 }
 
 json_t *engine_explain_json(const struct engine_result *r)

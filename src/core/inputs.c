@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/match.h"
 #include "core/mesh.h"
 #include "core/meshmetric.h"
 #include "util/xalloc.h"
@@ -15,6 +16,8 @@ void policy_set_init(struct policy_set *s)
     s->meshes = json_array();
     s->namespaces = json_array();
     s->services = json_array();
+    s->memo = NULL;
+    s->index = NULL;
 }
 
 void policy_set_cleanup(struct policy_set *s)
@@ -23,7 +26,11 @@ void policy_set_cleanup(struct policy_set *s)
     json_decref(s->meshes);
     json_decref(s->namespaces);
     json_decref(s->services);
+    memo_free(s->memo);
+    match_index_free(s->index);
+    s->index = NULL;
     s->meshmetrics = s->meshes = s->namespaces = s->services = NULL;
+    s->memo = NULL;
 }
 
 static const char *str_at(const json_t *obj, const char *a, const char *b)
@@ -141,6 +148,10 @@ struct policy_snapshot *policy_snapshot_create(struct policy_set *s)
     struct policy_snapshot *snap = xcalloc(1, sizeof *snap);
     atomic_init(&snap->refs, 1);
     snap->set = *s;
+    if (!snap->set.memo)
+        snap->set.memo = memo_create(4096);
+    if (!snap->set.index)
+        snap->set.index = match_index_create(snap->set.meshmetrics);
     policy_set_init(s);
     return snap;
 }

@@ -11,6 +11,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 
+#include "core/memo.h"
 #include "core/violations.h"
 #include "util/error.h"
 
@@ -19,6 +20,8 @@ struct policy_set {
     json_t *meshes;      /* array of Mesh objects, defaults applied */
     json_t *namespaces;  /* array of Namespace objects */
     json_t *services;    /* array of Service objects */
+    struct memo *memo;   /* merge cache (core/memo.h); NULL = none. Snapshots have one. */
+    struct match_index *index; /* selection index (core/match.h); NULL = none. Snapshots have one. */
 };
 
 void policy_set_init(struct policy_set *s);
@@ -40,7 +43,10 @@ const json_t *policy_set_mesh(const struct policy_set *s, const char *name);
 
 struct policy_snapshot;
 
-/* Wrap a set (its contents are moved; s is left empty). Refcount 1. */
+/*
+ * Wrap a set (its contents are moved; s is left empty). Refcount 1. The
+ * snapshot gets a merge memo: the set must not change from here on.
+ */
 struct policy_snapshot *policy_snapshot_create(struct policy_set *s);
 struct policy_snapshot *policy_snapshot_ref(struct policy_snapshot *snap);
 void policy_snapshot_unref(struct policy_snapshot *snap); /* NULL is a no-op */

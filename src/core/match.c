@@ -11,6 +11,8 @@
  */
 #include "core/match.h"
 
+#include "core/memo.h"
+
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +20,7 @@
 #include "core/annotations.h"
 #include "core/mesh.h"
 #include "core/meshmetric.h"
+#include "core/podpatch.h"
 #include "util/xalloc.h"
 
 #define LABEL_MESH "kuma.io/mesh"
@@ -416,20 +419,10 @@ static bool dataplane_kind_selects(const json_t *tr, const json_t *policy,
     return has_labels && dataplane_labels_match(labels, dp);
 }
 
-bool match_selects(const json_t *policy, const struct dataplane *dp, const char *system_namespace)
+/* Does the targetRef select dp (mesh and namespace already checked)? */
+static bool target_selects(const json_t *policy, const json_t *tr, const struct dataplane *dp,
+                           const char *system_namespace)
 {
-    if (!json_is_object(policy) || !dp)
-        return false;
-    if (!system_namespace)
-        system_namespace = "kuma-system";
-    if (strcmp(meshmetric_mesh(policy), dp->mesh ? dp->mesh : "default"))
-        return false;
-    /* System-namespace policies apply mesh-wide, the others only in their namespace. */
-    const char *pns = policy_namespace(policy, system_namespace);
-    if (strcmp(pns, system_namespace) && strcmp(pns, dp->namespace ? dp->namespace : ""))
-        return false;
-
-    const json_t *tr = json_object_get(json_object_get(policy, "spec"), "targetRef");
     if (!tr || json_is_null(tr))
         return true; /* nil targetRef = {kind: Mesh} */
     const char *kind = str_at(tr, "kind");
@@ -447,17 +440,96 @@ bool match_selects(const json_t *policy, const struct dataplane *dp, const char 
         const char *name = str_at(tr, "name");
         if (!name)
             return false;
-        json_t *selector = json_object();
-        json_object_set_new(selector, TAG_SERVICE, json_string(name));
-        if (!strcmp(kind, "MeshServiceSubset"))
-            copy_string_labels(selector, tags); /* Kuma lets the tags override the name */
-        bool ok = some_inbound_matches(selector, dp);
-        json_decref(selector);
-        return ok;
+        bool subset = !strcmp(kind, "MeshServiceSubset");
+        /* Kuma lets a kuma.io/service tag of a subset override the name. */
+        const char *svc = subset && str_at(tags, TAG_SERVICE) ? str_at(tags, TAG_SERVICE) : name;
+        size_t i;
+        json_t *inb;
+        json_array_foreach(dp->inbounds, i, inb)
+        {
+            const char *have = str_at(inb, TAG_SERVICE);
+            if (have && (!strcmp(svc, "*") || !strcmp(svc, have)) &&
+                (!subset || !tags || tags_match(tags, inb)))
+                return true;
+        }
+        return false;
     }
     if (!strcmp(kind, "Dataplane"))
         return dataplane_kind_selects(tr, policy, dp, system_namespace);
     return false; /* MeshGateway never selects a sidecar; other kinds are not top-level */
+}
+
+/* Mesh and namespace scope: the cheap part of selection. */
+static bool in_scope(const char *policy_mesh, const char *policy_ns, const struct dataplane *dp,
+                     const char *system_namespace)
+{
+    if (strcmp(policy_mesh, dp->mesh ? dp->mesh : "default"))
+        return false;
+    /* System-namespace policies apply mesh-wide, the others only in their namespace. */
+    const char *pns = policy_ns && *policy_ns ? policy_ns : system_namespace;
+    return !strcmp(pns, system_namespace) || !strcmp(pns, dp->namespace ? dp->namespace : "");
+}
+
+bool match_selects(const json_t *policy, const struct dataplane *dp, const char *system_namespace)
+{
+    if (!json_is_object(policy) || !dp)
+        return false;
+    if (!system_namespace)
+        system_namespace = "kuma-system";
+    if (!in_scope(meshmetric_mesh(policy), str_at(meta_of(policy), "namespace"), dp,
+                  system_namespace))
+        return false;
+    return target_selects(policy, json_object_get(json_object_get(policy, "spec"), "targetRef"),
+                          dp, system_namespace);
+}
+
+/* ---- the per-snapshot selection index ------------------------------------ */
+
+struct index_entry {
+    const json_t *policy; /* borrowed from the set */
+    const char *mesh;
+    const char *namespace; /* NULL when absent */
+    const json_t *target_ref;
+};
+
+struct match_index {
+    size_t n;
+    struct index_entry *items;
+};
+
+struct match_index *match_index_create(const json_t *meshmetrics)
+{
+    struct match_index *ix = xcalloc(1, sizeof *ix);
+    ix->n = json_array_size(meshmetrics);
+    ix->items = xcalloc(ix->n ? ix->n : 1, sizeof *ix->items);
+    for (size_t i = 0; i < ix->n; i++) {
+        const json_t *p = json_array_get(meshmetrics, i);
+        ix->items[i].policy = p;
+        ix->items[i].mesh = meshmetric_mesh(p);
+        ix->items[i].namespace = str_at(meta_of(p), "namespace");
+        ix->items[i].target_ref = json_object_get(json_object_get(p, "spec"), "targetRef");
+    }
+    return ix;
+}
+
+void match_index_free(struct match_index *ix)
+{
+    if (!ix)
+        return;
+    free(ix->items);
+    free(ix);
+}
+
+/* match_selects for policy number i of set, through the index when there is one. */
+static bool set_selects(const struct policy_set *set, size_t i, const json_t *policy,
+                        const struct dataplane *dp, const char *system_namespace)
+{
+    const struct match_index *ix = set->index;
+    if (!ix || i >= ix->n || ix->items[i].policy != policy || !dp)
+        return match_selects(policy, dp, system_namespace);
+    const struct index_entry *e = &ix->items[i];
+    return in_scope(e->mesh, e->namespace, dp, system_namespace) &&
+           target_selects(policy, e->target_ref, dp, system_namespace);
 }
 
 /* ---- ordering (SortByTargetRef) ----------------------------------------- */
@@ -658,6 +730,7 @@ void match_result_init(struct match_result *r)
     r->policies = json_array();
     r->effective = json_object();
     r->origins = json_object();
+    r->effective_hash = NULL;
     violations_init(&r->warnings);
 }
 
@@ -666,6 +739,8 @@ void match_result_cleanup(struct match_result *r)
     json_decref(r->policies);
     json_decref(r->effective);
     json_decref(r->origins);
+    json_decref(r->effective_hash);
+    r->effective_hash = NULL;
     violations_cleanup(&r->warnings);
     r->policies = r->effective = r->origins = NULL;
     r->mode = MATCH_MODE_NONE;
@@ -1096,6 +1171,7 @@ void match_evaluate(const struct dataplane *dp, const struct policy_set *set,
                     struct match_result *out)
 {
     struct sort_key *matched = NULL, *tmp = NULL;
+    uint32_t *key = NULL;
     size_t n = 0;
     struct annot_metrics am;
 
@@ -1109,40 +1185,82 @@ void match_evaluate(const struct dataplane *dp, const struct policy_set *set,
     (void)annotations_parse(pod_annotations, &am, &out->warnings);
 
     const json_t *all = set ? set->meshmetrics : NULL;
-    if (json_array_size(all)) {
-        matched = xcalloc(json_array_size(all), sizeof *matched);
-        tmp = xcalloc(json_array_size(all), sizeof *tmp);
+    size_t total = json_array_size(all);
+    if (total) {
+        matched = xcalloc(total, sizeof *matched);
+        tmp = xcalloc(total, sizeof *tmp);
+        key = xcalloc(total + 1, sizeof *key);
     }
+    /* The memo key: the system namespace (it changes order and roles), then the matches. */
+    uint32_t ns_hash = 2166136261u;
+    for (const char *c = system_namespace; *c; c++)
+        ns_hash = (ns_hash ^ (uint8_t)*c) * 16777619u;
+    if (key)
+        key[0] = ns_hash;
     size_t i;
     const json_t *policy;
     json_array_foreach(all, i, policy)
     {
-        if (match_selects(policy, dp, system_namespace))
-            sort_key_init(&matched[n++], policy, system_namespace);
+        if (set_selects(set, i, policy, dp, system_namespace))
+            key[1 + n++] = (uint32_t)i;
     }
-    sort_policies(matched, tmp, n);
 
     if (n > 0) {
         out->mode = MATCH_MODE_MESHMETRIC;
-        for (i = 0; i < n; i++) {
-            const json_t *mp = matched[i].policy;
-            char *id = xasprintf("%s/%s", policy_namespace(mp, system_namespace),
-                                 policy_name(mp));
-            json_array_append_new(out->policies, json_string(id));
-            const json_t *def = json_object_get(json_object_get(mp, "spec"), "default");
-            if (json_is_object(def))
-                merge_objects(out->effective, def, out->origins, "", id, true);
-            else if (def && !json_is_null(def))
-                violations_add(&out->warnings, id, "spec.default is not an object; ignored");
-            free(id);
+        const struct memo_value *hit = set->memo ? memo_get(set->memo, key, n + 1) : NULL;
+        if (hit) {
+            json_decref(out->policies);
+            json_decref(out->effective);
+            json_decref(out->origins);
+            out->policies = json_incref(hit->policies);
+            out->effective = json_incref(hit->effective);
+            out->origins = json_incref(hit->origins);
+            out->effective_hash = json_incref(hit->hash);
+        } else {
+            size_t warnings_before = out->warnings.len;
+            for (i = 0; i < n; i++)
+                sort_key_init(&matched[i], json_array_get(all, key[1 + i]), system_namespace);
+            sort_policies(matched, tmp, n);
+            for (i = 0; i < n; i++) {
+                const json_t *mp = matched[i].policy;
+                char *id = xasprintf("%s/%s", policy_namespace(mp, system_namespace),
+                                     policy_name(mp));
+                json_array_append_new(out->policies, json_string(id));
+                const json_t *def = json_object_get(json_object_get(mp, "spec"), "default");
+                if (json_is_object(def))
+                    merge_objects(out->effective, def, out->origins, "", id, true);
+                else if (def && !json_is_null(def))
+                    violations_add(&out->warnings, id, "spec.default is not an object; ignored");
+                free(id);
+            }
+            /* One copy of the result instead of one per policy (see merge_objects). */
+            json_t *owned = copy_pruned(out->effective);
+            json_decref(out->effective);
+            out->effective = owned;
+            if (set->memo && out->warnings.len == warnings_before) { /* hits replay no warnings */
+                char *h = podpatch_config_hash(out->effective);
+                out->effective_hash = json_string(h);
+                free(h);
+                (void)memo_put(set->memo, key, n + 1,
+                               (struct memo_value){json_incref(out->policies),
+                                                   json_incref(out->effective),
+                                                   json_incref(out->origins),
+                                                   json_incref(out->effective_hash)});
+            }
         }
-        /* One copy of the result instead of one per policy (see merge_objects). */
-        json_t *owned = copy_pruned(out->effective);
-        json_decref(out->effective);
-        out->effective = owned;
-        if (am.any)
+        if (am.any) {
+            if (set->memo) { /* shared with the memo: change a copy */
+                json_t *e = json_deep_copy(out->effective), *o = json_deep_copy(out->origins);
+                json_decref(out->effective);
+                json_decref(out->origins);
+                out->effective = e;
+                out->origins = o;
+            }
             apply_annotations(out->effective, out->origins, &am, pod_annotations, false,
                               &out->warnings);
+            json_decref(out->effective_hash); /* no longer the hash of effective */
+            out->effective_hash = NULL;
+        }
         goto out;
     }
 
@@ -1160,4 +1278,5 @@ out:
     annotations_cleanup(&am);
     free(matched);
     free(tmp);
+    free(key);
 }

@@ -48,6 +48,7 @@ struct match_result {
     json_t *effective; /* merged `default` in MeshMetric's schema, after annotations; {} when none */
     json_t *origins;   /* object: JSON Pointer into effective -> "namespace/name" | "annotation:<key>" | "mesh:<name>" */
     struct violations warnings; /* annotation parse errors etc.; field = annotation key or policy */
+    json_t *effective_hash; /* string podpatch_config_hash(effective) when known, else NULL */
 };
 
 void match_result_init(struct match_result *r);
@@ -62,6 +63,15 @@ void match_result_cleanup(struct match_result *r);
 void match_evaluate(const struct dataplane *dp, const struct policy_set *set,
                     const json_t *pod_annotations, const char *system_namespace,
                     struct match_result *out);
+
+/*
+ * Selection data precomputed once for an immutable array of MeshMetrics
+ * (mesh, namespace, targetRef), so evaluating a pod does not look them up
+ * again for every policy. Snapshots carry one (policy_set.index); it borrows
+ * from the array, which must outlive it.
+ */
+struct match_index *match_index_create(const json_t *meshmetrics);
+void match_index_free(struct match_index *ix); /* NULL is a no-op */
 
 /* True when policy (a MeshMetric) selects dp; exposed for tests and the operator. */
 bool match_selects(const json_t *policy, const struct dataplane *dp, const char *system_namespace);

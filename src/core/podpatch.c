@@ -683,13 +683,13 @@ static void want_annotation(json_t *want, const json_t *annotations, const char 
 }
 
 static void build_annotations(json_t *patch, const char *base, const struct target *t,
-                              const json_t *effective, const struct conf *c,
-                              const struct podpatch_options *opt)
+                              const json_t *effective, const char *known_hash,
+                              const struct conf *c, const struct podpatch_options *opt)
 {
     json_t *want = json_object();
     const json_t *eff = c->empty ? NULL : effective;
 
-    char *hash = podpatch_config_hash(eff);
+    char *hash = known_hash && !c->empty ? xstrdup(known_hash) : podpatch_config_hash(eff);
     want_annotation(want, t->annotations, PODPATCH_ANNOT_HASH, json_string(hash), false);
     free(hash);
     char *summary = config_summary(eff);
@@ -732,6 +732,14 @@ enum mm_status podpatch_build(const json_t *pod, const char *base, const json_t 
                               const struct podpatch_options *opt, json_t **patch_out,
                               struct violations *warnings, struct mm_error *err)
 {
+    return podpatch_build_hashed(pod, base, effective, NULL, opt, patch_out, warnings, err);
+}
+
+enum mm_status podpatch_build_hashed(const json_t *pod, const char *base, const json_t *effective,
+                                     const char *config_hash, const struct podpatch_options *opt,
+                                     json_t **patch_out, struct violations *warnings,
+                                     struct mm_error *err)
+{
     enum mm_status rc;
     struct conf c;
     struct target t;
@@ -769,7 +777,7 @@ enum mm_status podpatch_build(const json_t *pod, const char *base, const json_t 
     build_ports(patch, cpath, &t, &c, warnings);
     if (c.tls)
         build_tls(patch, base, cpath, &t, opt, warnings);
-    build_annotations(patch, base, &t, effective, &c, opt);
+    build_annotations(patch, base, &t, effective, config_hash, &c, opt);
 
 cleanup:
     free(cpath);

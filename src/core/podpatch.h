@@ -42,6 +42,16 @@ enum mm_status podpatch_build(const json_t *pod, const char *base, const json_t 
                               const struct podpatch_options *opt, json_t **patch_out,
                               struct violations *warnings, struct mm_error *err) MM_WUR;
 
+/*
+ * podpatch_build with the effective config's hash already known
+ * (podpatch_config_hash(effective), e.g. cached with a merge result);
+ * config_hash NULL computes it.
+ */
+enum mm_status podpatch_build_hashed(const json_t *pod, const char *base, const json_t *effective,
+                                     const char *config_hash, const struct podpatch_options *opt,
+                                     json_t **patch_out, struct violations *warnings,
+                                     struct mm_error *err) MM_WUR;
+
 /* The hash recorded in PODPATCH_ANNOT_HASH for an effective config ("sha256:<hex16>"). Caller frees. */
 char *podpatch_config_hash(const json_t *effective);
 
