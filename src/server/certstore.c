@@ -1,5 +1,6 @@
 /* Serving credentials: reload from files, hand out per handshake, free when unused. */
 #include "server/certstore.h"
+#include "server/poller.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -20,6 +21,9 @@
 #define MAX_PEM_FILE (1u << 20)
 
 /* One immutable set of credentials. */
+static enum mm_status watch_tick(void *ctx, struct mm_error *err);
+static void watch_failed(void *ctx, const char *error);
+
 struct creds {
     atomic_int refs;
     gnutls_pcert_st pcerts[MAX_CHAIN];
@@ -64,12 +68,7 @@ struct cert_store {
     atomic_ullong reloads_ok;
     atomic_ullong reloads_failed;
 
-    pthread_mutex_t watch_lock;
-    pthread_cond_t watch_cond;
-    pthread_t watch_thread;
-    bool watching;
-    bool watch_stop;
-    unsigned interval_ms;
+    struct poller watcher;
 };
 
 static _Atomic(struct cert_store *) g_store = NULL;
@@ -93,12 +92,7 @@ struct cert_store *cert_store_create(const char *cert_path, const char *key_path
     pthread_mutex_init(&s->lock, NULL);
     pthread_mutex_init(&s->reload_lock, NULL);
     pthread_mutex_init(&s->orphan_lock, NULL);
-    pthread_mutex_init(&s->watch_lock, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&s->watch_cond, &ca);
-    pthread_condattr_destroy(&ca);
+    poller_init(&s->watcher, watch_tick, watch_failed, s);
     atomic_init(&s->not_after, 0);
     atomic_init(&s->reloads_ok, 0);
     atomic_init(&s->reloads_failed, 0);
@@ -119,8 +113,7 @@ void cert_store_free(struct cert_store *s)
     pthread_mutex_destroy(&s->lock);
     pthread_mutex_destroy(&s->reload_lock);
     pthread_mutex_destroy(&s->orphan_lock);
-    pthread_mutex_destroy(&s->watch_lock);
-    pthread_cond_destroy(&s->watch_cond);
+    poller_cleanup(&s->watcher);
     free(s->cert_path);
     free(s->key_path);
     free(s);
@@ -255,70 +248,29 @@ cleanup:
     return st;
 }
 
-static void *watch_main(void *arg)
+static enum mm_status watch_tick(void *ctx, struct mm_error *err)
 {
-    struct cert_store *s = arg;
-    char last_error[1100] = "";
-    pthread_mutex_lock(&s->watch_lock);
-    while (!s->watch_stop) {
-        struct timespec until;
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        until.tv_sec += s->interval_ms / 1000;
-        until.tv_nsec += (long)(s->interval_ms % 1000) * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
-        while (!s->watch_stop &&
-               pthread_cond_timedwait(&s->watch_cond, &s->watch_lock, &until) != ETIMEDOUT)
-            ;
-        if (s->watch_stop)
-            break;
-        pthread_mutex_unlock(&s->watch_lock);
-        struct mm_error err;
-        if (cert_store_reload(s, &err)) {
-            char buf[1100];
-            mm_error_str(&err, buf, sizeof buf);
-            if (strcmp(buf, last_error) != 0) { /* once per distinct problem */
-                log_kv(cert_store_ready(s) ? LOG_WARN : LOG_ERROR,
-                       cert_store_ready(s) ? "certificate reload failed; serving the previous one"
-                                           : "no usable serving certificate",
-                       "error", buf, NULL);
-                snprintf(last_error, sizeof last_error, "%s", buf);
-            }
-        } else {
-            last_error[0] = '\0';
-        }
-        pthread_mutex_lock(&s->watch_lock);
-    }
-    pthread_mutex_unlock(&s->watch_lock);
-    return NULL;
+    return cert_store_reload(ctx, err);
+}
+
+static void watch_failed(void *ctx, const char *error)
+{
+    struct cert_store *s = ctx;
+    log_kv(cert_store_ready(s) ? LOG_WARN : LOG_ERROR,
+           cert_store_ready(s) ? "certificate reload failed; serving the previous one"
+                               : "no usable serving certificate",
+           "error", error, NULL);
 }
 
 void cert_store_watch_start(struct cert_store *s, unsigned interval_ms)
 {
-    pthread_mutex_lock(&s->watch_lock);
-    if (!s->watching) {
-        s->interval_ms = interval_ms ? interval_ms : 1000;
-        s->watch_stop = false;
-        if (pthread_create(&s->watch_thread, NULL, watch_main, s) == 0)
-            s->watching = true;
-        else
-            log_kv(LOG_ERROR, "cannot start the certificate watcher", NULL);
-    }
-    pthread_mutex_unlock(&s->watch_lock);
+    if (!poller_start(&s->watcher, interval_ms))
+        log_kv(LOG_ERROR, "cannot start the certificate watcher", NULL);
 }
 
 void cert_store_watch_stop(struct cert_store *s)
 {
-    pthread_mutex_lock(&s->watch_lock);
-    bool join = s->watching;
-    s->watch_stop = true;
-    s->watching = false;
-    pthread_cond_broadcast(&s->watch_cond);
-    pthread_mutex_unlock(&s->watch_lock);
-    if (join)
-        pthread_join(s->watch_thread, NULL);
+    poller_stop(&s->watcher);
 }
 
 bool cert_store_ready(const struct cert_store *s)

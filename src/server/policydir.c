@@ -1,5 +1,6 @@
 /* Directory-backed policy source with mtime polling and atomic snapshot swaps. */
 #include "server/policydir.h"
+#include "server/poller.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -22,6 +23,9 @@
 #define MAX_POLICY_FILE (16u << 20)
 #define MAX_FINGERPRINT (64u << 20)
 
+static enum mm_status watch_tick(void *ctx, struct mm_error *err);
+static void watch_failed(void *ctx, const char *error);
+
 struct policydir {
     char *dir; /* NULL: empty source */
     char *system_namespace;
@@ -36,12 +40,7 @@ struct policydir {
     atomic_ullong reloads_ok;
     atomic_ullong reloads_failed;
 
-    pthread_mutex_t watch_lock;
-    pthread_cond_t watch_cond;
-    pthread_t watch_thread;
-    bool watching;
-    bool watch_stop;
-    unsigned interval_ms;
+    struct poller watcher;
 };
 
 static struct policy_snapshot *empty_snapshot(void)
@@ -60,12 +59,7 @@ struct policydir *policydir_create(const char *dir, const char *system_namespace
     pd->system_namespace = xstrdup(system_namespace ? system_namespace : "kuma-system");
     pthread_mutex_init(&pd->lock, NULL);
     pthread_mutex_init(&pd->reload_lock, NULL);
-    pthread_mutex_init(&pd->watch_lock, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&pd->watch_cond, &ca);
-    pthread_condattr_destroy(&ca);
+    poller_init(&pd->watcher, watch_tick, watch_failed, pd);
     pd->current = empty_snapshot();
     atomic_init(&pd->ready, pd->dir == NULL);
     atomic_init(&pd->reloads_ok, 0);
@@ -81,8 +75,7 @@ void policydir_free(struct policydir *pd)
     policy_snapshot_unref(pd->current);
     pthread_mutex_destroy(&pd->lock);
     pthread_mutex_destroy(&pd->reload_lock);
-    pthread_mutex_destroy(&pd->watch_lock);
-    pthread_cond_destroy(&pd->watch_cond);
+    poller_cleanup(&pd->watcher);
     free(pd->fingerprint);
     free(pd->dir);
     free(pd->system_namespace);
@@ -314,70 +307,29 @@ cleanup:
     return st;
 }
 
-static void *watch_main(void *arg)
+static enum mm_status watch_tick(void *ctx, struct mm_error *err)
 {
-    struct policydir *pd = arg;
-    char last_error[1100] = "";
-    pthread_mutex_lock(&pd->watch_lock);
-    while (!pd->watch_stop) {
-        struct timespec until;
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        until.tv_sec += pd->interval_ms / 1000;
-        until.tv_nsec += (long)(pd->interval_ms % 1000) * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
-        while (!pd->watch_stop &&
-               pthread_cond_timedwait(&pd->watch_cond, &pd->watch_lock, &until) != ETIMEDOUT)
-            ;
-        if (pd->watch_stop)
-            break;
-        pthread_mutex_unlock(&pd->watch_lock);
-        struct mm_error err;
-        if (policydir_reload(pd, false, &err)) {
-            char buf[1100];
-            mm_error_str(&err, buf, sizeof buf);
-            if (strcmp(buf, last_error) != 0) {
-                log_kv(LOG_ERROR, "policy reload failed; keeping the last good policies", "dir",
-                       pd->dir, "error", buf, NULL);
-                snprintf(last_error, sizeof last_error, "%s", buf);
-            }
-        } else {
-            last_error[0] = '\0';
-        }
-        pthread_mutex_lock(&pd->watch_lock);
-    }
-    pthread_mutex_unlock(&pd->watch_lock);
-    return NULL;
+    return policydir_reload(ctx, false, err);
+}
+
+static void watch_failed(void *ctx, const char *error)
+{
+    const struct policydir *pd = ctx;
+    log_kv(LOG_ERROR, "policy reload failed; keeping the last good policies", "dir", pd->dir,
+           "error", error, NULL);
 }
 
 void policydir_watch_start(struct policydir *pd, unsigned interval_ms)
 {
     if (!pd->dir)
         return;
-    pthread_mutex_lock(&pd->watch_lock);
-    if (!pd->watching) {
-        pd->interval_ms = interval_ms ? interval_ms : 1000;
-        pd->watch_stop = false;
-        if (pthread_create(&pd->watch_thread, NULL, watch_main, pd) == 0)
-            pd->watching = true;
-        else
-            log_kv(LOG_ERROR, "cannot start the policy watcher", NULL);
-    }
-    pthread_mutex_unlock(&pd->watch_lock);
+    if (!poller_start(&pd->watcher, interval_ms))
+        log_kv(LOG_ERROR, "cannot start the policy watcher", NULL);
 }
 
 void policydir_watch_stop(struct policydir *pd)
 {
-    pthread_mutex_lock(&pd->watch_lock);
-    bool join = pd->watching;
-    pd->watch_stop = true;
-    pd->watching = false;
-    pthread_cond_broadcast(&pd->watch_cond);
-    pthread_mutex_unlock(&pd->watch_lock);
-    if (join)
-        pthread_join(pd->watch_thread, NULL);
+    poller_stop(&pd->watcher);
 }
 
 static struct policy_snapshot *source_acquire(void *ctx)

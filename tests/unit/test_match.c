@@ -15,6 +15,8 @@
 
 #include <cmocka.h>
 
+#include "testutil.h"
+
 #include "core/inputs.h"
 #include "core/match.h"
 #include "util/fileio.h"
@@ -760,68 +762,7 @@ static void test_many_policies(void **state)
 
 /* ---- evaluation: fixtures under tests/data/match ------------------------------------ */
 
-static json_t *load_yaml_file(const char *path, bool required)
-{
-    char *data = NULL;
-    size_t len = 0;
-    struct mm_error err;
-    json_t *docs = NULL;
-    if (fileio_read(path, 1 << 20, &data, &len, &err) != MM_OK) {
-        if (required)
-            fail_msg("%s: %s", path, err.message);
-        return json_array();
-    }
-    if (yamljson_load(data, len, NULL, &docs, &err) != MM_OK)
-        fail_msg("%s: %s", path, err.message);
-    free(data);
-    return docs;
-}
 
-/* Print where two JSON values differ, one line per JSON Pointer. */
-static void print_diff(const char *ptr, const json_t *want, const json_t *got)
-{
-    if (json_equal(want, got))
-        return;
-    if (json_is_object(want) && json_is_object(got)) {
-        const char *key;
-        json_t *v;
-        json_object_foreach((json_t *)want, key, v)
-        {
-            char *child = xasprintf("%s/%s", ptr, key);
-            json_t *g = json_object_get(got, key);
-            if (g) {
-                print_diff(child, v, g);
-            } else {
-                char *w = dump(v);
-                print_message("  - %s: %s (missing)\n", child, w);
-                free(w);
-            }
-            free(child);
-        }
-        json_object_foreach((json_t *)got, key, v)
-        {
-            if (!json_object_get(want, key)) {
-                char *g = dump(v);
-                print_message("  + %s/%s: %s (unexpected)\n", ptr, key, g);
-                free(g);
-            }
-        }
-        return;
-    }
-    if (json_is_array(want) && json_is_array(got) &&
-        json_array_size(want) == json_array_size(got)) {
-        for (size_t i = 0; i < json_array_size(want); i++) {
-            char *child = xasprintf("%s/%zu", ptr, i);
-            print_diff(child, json_array_get(want, i), json_array_get(got, i));
-            free(child);
-        }
-        return;
-    }
-    char *w = dump(want), *g = dump(got);
-    print_message("  ~ %s: want %s, got %s\n", ptr[0] ? ptr : "(root)", w, g);
-    free(w);
-    free(g);
-}
 
 static void test_fixtures(void **state)
 {
@@ -842,7 +783,7 @@ static void test_fixtures(void **state)
         if (want) {
             cases++;
             char *pp = xasprintf("%s/policies.yaml", base), *podp = xasprintf("%s/pod.yaml", base);
-            json_t *docs = load_yaml_file(pp, false), *pods = load_yaml_file(podp, true);
+            json_t *docs = tu_load_yaml(pp, false), *pods = tu_load_yaml(podp, true);
             struct policy_set set;
             struct mm_error err;
             policy_set_init(&set);
@@ -879,7 +820,7 @@ static void test_fixtures(void **state)
             if (!json_equal(want, cmp)) {
                 failed++;
                 print_message("match fixture %s differs:\n", name);
-                print_diff("", want, cmp);
+                tu_print_diff("", want, cmp);
             }
             json_decref(cmp);
             json_decref(got);

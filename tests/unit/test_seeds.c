@@ -18,6 +18,8 @@
 
 #include <cmocka.h>
 
+#include "testutil.h"
+
 #include "core/inputs.h"
 #include "core/match.h"
 #include "util/fileio.h"
@@ -26,75 +28,8 @@
 
 #define SYSTEM_NAMESPACE "kuma-system"
 
-static char *dump(const json_t *v)
-{
-    return json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
-}
 
-/* The documents of a YAML file; an absent optional file is no documents. */
-static json_t *load_yaml(const char *path, bool required)
-{
-    char *data = NULL;
-    size_t len = 0;
-    struct mm_error err;
-    json_t *docs = NULL;
-    mm_error_clear(&err);
-    if (fileio_read(path, 1 << 20, &data, &len, &err) != MM_OK) {
-        if (required)
-            fail_msg("%s: %s", path, err.message);
-        return json_array();
-    }
-    if (yamljson_load(data, len, NULL, &docs, &err) != MM_OK)
-        fail_msg("%s: %s", path, err.message);
-    free(data);
-    return docs;
-}
 
-/* One line per JSON Pointer where want and got differ. */
-static void print_diff(const char *ptr, const json_t *want, const json_t *got)
-{
-    if (json_equal(want, got))
-        return;
-    if (json_is_object(want) && json_is_object(got)) {
-        const char *key;
-        json_t *v;
-        json_object_foreach((json_t *)want, key, v)
-        {
-            char *child = xasprintf("%s/%s", ptr, key);
-            json_t *g = json_object_get(got, key);
-            if (g) {
-                print_diff(child, v, g);
-            } else {
-                char *w = dump(v);
-                print_message("    - %s: %s (missing)\n", child, w);
-                free(w);
-            }
-            free(child);
-        }
-        json_object_foreach((json_t *)got, key, v)
-        {
-            if (!json_object_get(want, key)) {
-                char *g = dump(v);
-                print_message("    + %s/%s: %s (unexpected)\n", ptr, key, g);
-                free(g);
-            }
-        }
-        return;
-    }
-    if (json_is_array(want) && json_is_array(got) &&
-        json_array_size(want) == json_array_size(got)) {
-        for (size_t i = 0; i < json_array_size(want); i++) {
-            char *child = xasprintf("%s/%zu", ptr, i);
-            print_diff(child, json_array_get(want, i), json_array_get(got, i));
-            free(child);
-        }
-        return;
-    }
-    char *w = dump(want), *g = dump(got);
-    print_message("    ~ %s: want %s, got %s\n", ptr[0] ? ptr : "(root)", w, g);
-    free(w);
-    free(g);
-}
 
 static json_t *warnings_json(const struct violations *v)
 {
@@ -119,8 +54,8 @@ static bool run_case(const char *dir, const char *name)
         if (!json_object_get(want, *k))
             fail_msg("%s: \"%s\" is required", exp_path, *k);
 
-    json_t *docs = load_yaml(pol_path, false);
-    json_t *pods = load_yaml(pod_path, true);
+    json_t *docs = tu_load_yaml(pol_path, false);
+    json_t *pods = tu_load_yaml(pod_path, true);
     struct policy_set set;
     struct mm_error err;
     policy_set_init(&set);
@@ -152,7 +87,7 @@ static bool run_case(const char *dir, const char *name)
     bool ok = json_equal(want, got);
     if (!ok) {
         print_message("seed case %s differs (want -, got +):\n", name);
-        print_diff("", want, got);
+        tu_print_diff("", want, got);
     }
 
     json_decref(got);

@@ -1,0 +1,86 @@
+/*
+ * Helpers shared by the table-driven unit tests: loading YAML fixtures and
+ * printing where two JSON values differ. Include after <cmocka.h>.
+ */
+#ifndef MM_TESTS_TESTUTIL_H
+#define MM_TESTS_TESTUTIL_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdlib.h>
+
+#include "util/fileio.h"
+#include "util/xalloc.h"
+#include "util/yamljson.h"
+
+static inline char *tu_dump(const json_t *v)
+{
+    return json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+}
+
+/* The documents of a YAML file; an absent optional file is no documents. */
+static inline json_t *tu_load_yaml(const char *path, bool required)
+{
+    char *data = NULL;
+    size_t len = 0;
+    struct mm_error err;
+    json_t *docs = NULL;
+    mm_error_clear(&err);
+    if (fileio_read(path, 1 << 20, &data, &len, &err) != MM_OK) {
+        if (required)
+            fail_msg("%s: %s", path, err.message);
+        return json_array();
+    }
+    if (yamljson_load(data, len, NULL, &docs, &err) != MM_OK)
+        fail_msg("%s: %s", path, err.message);
+    free(data);
+    return docs;
+}
+
+/* One line per JSON Pointer where want and got differ. */
+static inline void tu_print_diff(const char *ptr, const json_t *want, const json_t *got)
+{
+    if (json_equal(want, got))
+        return;
+    if (json_is_object(want) && json_is_object(got)) {
+        const char *key;
+        json_t *v;
+        json_object_foreach((json_t *)want, key, v)
+        {
+            char *child = xasprintf("%s/%s", ptr, key);
+            json_t *g = json_object_get(got, key);
+            if (g) {
+                tu_print_diff(child, v, g);
+            } else {
+                char *w = tu_dump(v);
+                print_message("    - %s: %s (missing)\n", child, w);
+                free(w);
+            }
+            free(child);
+        }
+        json_object_foreach((json_t *)got, key, v)
+        {
+            if (!json_object_get(want, key)) {
+                char *g = tu_dump(v);
+                print_message("    + %s/%s: %s (unexpected)\n", ptr, key, g);
+                free(g);
+            }
+        }
+        return;
+    }
+    if (json_is_array(want) && json_is_array(got) &&
+        json_array_size(want) == json_array_size(got)) {
+        for (size_t i = 0; i < json_array_size(want); i++) {
+            char *child = xasprintf("%s/%zu", ptr, i);
+            tu_print_diff(child, json_array_get(want, i), json_array_get(got, i));
+            free(child);
+        }
+        return;
+    }
+    char *w = tu_dump(want), *g = tu_dump(got);
+    print_message("    ~ %s: want %s, got %s\n", ptr[0] ? ptr : "(root)", w, g);
+    free(w);
+    free(g);
+}
+
+#endif
