@@ -419,44 +419,89 @@ static bool dataplane_kind_selects(const json_t *tr, const json_t *policy,
     return has_labels && dataplane_labels_match(labels, dp);
 }
 
-/* Does the targetRef select dp (mesh and namespace already checked)? */
-static bool target_selects(const json_t *policy, const json_t *tr, const struct dataplane *dp,
-                           const char *system_namespace)
+enum target_kind {
+    TK_MESH,           /* also an absent targetRef */
+    TK_MESH_SUBSET,
+    TK_MESH_SERVICE,
+    TK_MESH_SERVICE_SUBSET,
+    TK_DATAPLANE,
+    TK_NONE,           /* never selects a sidecar: MeshGateway, unknown or missing kind */
+};
+
+/* What selection needs of a targetRef, read once. */
+struct target_info {
+    enum target_kind kind;
+    bool sidecar_ok;     /* proxyTypes allow a sidecar */
+    const json_t *tr;    /* borrowed; NULL when absent */
+    const json_t *tags;  /* borrowed; NULL when absent */
+    const char *service; /* MeshService(Subset): the kuma.io/service value to find */
+};
+
+static void target_info_init(struct target_info *t, const json_t *tr)
 {
-    if (!tr || json_is_null(tr))
-        return true; /* nil targetRef = {kind: Mesh} */
+    memset(t, 0, sizeof *t);
+    if (!tr || json_is_null(tr)) {
+        t->kind = TK_MESH; /* nil targetRef = {kind: Mesh} */
+        t->sidecar_ok = true;
+        return;
+    }
+    t->tr = tr;
+    t->tags = json_is_object(json_object_get(tr, "tags")) ? json_object_get(tr, "tags") : NULL;
+    t->sidecar_ok = sidecar_allowed(tr);
     const char *kind = str_at(tr, "kind");
     if (!kind)
-        return false;
-    const json_t *tags = json_object_get(tr, "tags");
-    if (!json_is_object(tags))
-        tags = NULL;
-
-    if (!strcmp(kind, "Mesh"))
-        return sidecar_allowed(tr);
-    if (!strcmp(kind, "MeshSubset"))
-        return sidecar_allowed(tr) && some_inbound_matches(tags, dp);
-    if (!strcmp(kind, "MeshService") || !strcmp(kind, "MeshServiceSubset")) {
-        const char *name = str_at(tr, "name");
-        if (!name)
-            return false;
-        bool subset = !strcmp(kind, "MeshServiceSubset");
+        t->kind = TK_NONE;
+    else if (!strcmp(kind, "Mesh"))
+        t->kind = TK_MESH;
+    else if (!strcmp(kind, "MeshSubset"))
+        t->kind = TK_MESH_SUBSET;
+    else if (!strcmp(kind, "MeshService"))
+        t->kind = TK_MESH_SERVICE;
+    else if (!strcmp(kind, "MeshServiceSubset"))
+        t->kind = TK_MESH_SERVICE_SUBSET;
+    else if (!strcmp(kind, "Dataplane"))
+        t->kind = TK_DATAPLANE;
+    else
+        t->kind = TK_NONE; /* MeshGateway never selects a sidecar; others are not top-level */
+    if (t->kind == TK_MESH_SERVICE || t->kind == TK_MESH_SERVICE_SUBSET) {
+        t->service = str_at(tr, "name");
         /* Kuma lets a kuma.io/service tag of a subset override the name. */
-        const char *svc = subset && str_at(tags, TAG_SERVICE) ? str_at(tags, TAG_SERVICE) : name;
+        if (t->service && t->kind == TK_MESH_SERVICE_SUBSET && str_at(t->tags, TAG_SERVICE))
+            t->service = str_at(t->tags, TAG_SERVICE);
+        if (!t->service)
+            t->kind = TK_NONE;
+    }
+}
+
+/* Does the targetRef select dp (mesh and namespace already checked)? */
+static bool target_selects(const struct target_info *t, const json_t *policy,
+                           const struct dataplane *dp, const char *system_namespace)
+{
+    switch (t->kind) {
+    case TK_MESH:
+        return t->sidecar_ok;
+    case TK_MESH_SUBSET:
+        return t->sidecar_ok && some_inbound_matches(t->tags, dp);
+    case TK_MESH_SERVICE:
+    case TK_MESH_SERVICE_SUBSET: {
+        bool subset = t->kind == TK_MESH_SERVICE_SUBSET;
         size_t i;
         json_t *inb;
         json_array_foreach(dp->inbounds, i, inb)
         {
             const char *have = str_at(inb, TAG_SERVICE);
-            if (have && (!strcmp(svc, "*") || !strcmp(svc, have)) &&
-                (!subset || !tags || tags_match(tags, inb)))
+            if (have && (!strcmp(t->service, "*") || !strcmp(t->service, have)) &&
+                (!subset || !t->tags || tags_match(t->tags, inb)))
                 return true;
         }
         return false;
     }
-    if (!strcmp(kind, "Dataplane"))
-        return dataplane_kind_selects(tr, policy, dp, system_namespace);
-    return false; /* MeshGateway never selects a sidecar; other kinds are not top-level */
+    case TK_DATAPLANE:
+        return dataplane_kind_selects(t->tr, policy, dp, system_namespace);
+    case TK_NONE:
+        break;
+    }
+    return false;
 }
 
 /* Mesh and namespace scope: the cheap part of selection. */
@@ -479,8 +524,9 @@ bool match_selects(const json_t *policy, const struct dataplane *dp, const char 
     if (!in_scope(meshmetric_mesh(policy), str_at(meta_of(policy), "namespace"), dp,
                   system_namespace))
         return false;
-    return target_selects(policy, json_object_get(json_object_get(policy, "spec"), "targetRef"),
-                          dp, system_namespace);
+    struct target_info t;
+    target_info_init(&t, json_object_get(json_object_get(policy, "spec"), "targetRef"));
+    return target_selects(&t, policy, dp, system_namespace);
 }
 
 /* ---- the per-snapshot selection index ------------------------------------ */
@@ -489,7 +535,7 @@ struct index_entry {
     const json_t *policy; /* borrowed from the set */
     const char *mesh;
     const char *namespace; /* NULL when absent */
-    const json_t *target_ref;
+    struct target_info target;
 };
 
 struct match_index {
@@ -507,7 +553,8 @@ struct match_index *match_index_create(const json_t *meshmetrics)
         ix->items[i].policy = p;
         ix->items[i].mesh = meshmetric_mesh(p);
         ix->items[i].namespace = str_at(meta_of(p), "namespace");
-        ix->items[i].target_ref = json_object_get(json_object_get(p, "spec"), "targetRef");
+        target_info_init(&ix->items[i].target,
+                         json_object_get(json_object_get(p, "spec"), "targetRef"));
     }
     return ix;
 }
@@ -529,7 +576,7 @@ static bool set_selects(const struct policy_set *set, size_t i, const json_t *po
         return match_selects(policy, dp, system_namespace);
     const struct index_entry *e = &ix->items[i];
     return in_scope(e->mesh, e->namespace, dp, system_namespace) &&
-           target_selects(policy, e->target_ref, dp, system_namespace);
+           target_selects(&e->target, policy, dp, system_namespace);
 }
 
 /* ---- ordering (SortByTargetRef) ----------------------------------------- */
@@ -1186,11 +1233,8 @@ void match_evaluate(const struct dataplane *dp, const struct policy_set *set,
 
     const json_t *all = set ? set->meshmetrics : NULL;
     size_t total = json_array_size(all);
-    if (total) {
-        matched = xcalloc(total, sizeof *matched);
-        tmp = xcalloc(total, sizeof *tmp);
-        key = xcalloc(total + 1, sizeof *key);
-    }
+    if (total) /* sort keys are only needed on a memo miss; allocated there */
+        key = xmalloc((total + 1) * sizeof *key);
     /* The memo key: the system namespace (it changes order and roles), then the matches. */
     uint32_t ns_hash = 2166136261u;
     for (const char *c = system_namespace; *c; c++)
@@ -1218,6 +1262,8 @@ void match_evaluate(const struct dataplane *dp, const struct policy_set *set,
             out->effective_hash = json_incref(hit->hash);
         } else {
             size_t warnings_before = out->warnings.len;
+            matched = xmalloc(n * sizeof *matched);
+            tmp = xmalloc(n * sizeof *tmp);
             for (i = 0; i < n; i++)
                 sort_key_init(&matched[i], json_array_get(all, key[1 + i]), system_namespace);
             sort_policies(matched, tmp, n);
