@@ -164,6 +164,11 @@ for c in 16 64; do
     run_wrk "bare/$c" "$URL_BARE" "$c" "$DUR"
     run_wrk "nginx/$c" "$URL_NGX" "$c" "$DUR"
 done
+# Every request a different pod: nothing can be replayed (server/replay.h).
+for c in 16 64; do
+    UNIQUE=1 run_wrk "webhook/u$c" "$URL_WH" "$c" "$DUR"
+    UNIQUE=1 run_wrk "bare/u$c" "$URL_BARE" "$c" "$DUR"
+done
 # ~1,000 requests/s: 10 connections, each waiting 10 ms before every request.
 for s in webhook bare nginx; do
     u=URL_WH
@@ -227,6 +232,16 @@ for c in 16 64; do
 done
 for c in 16 64; do
     echo "ratio c=$c: webhook/bare $(ratio "${RPS[webhook/$c]}" "${RPS[bare/$c]}")  webhook/nginx $(ratio "${RPS[webhook/$c]}" "${RPS[nginx/$c]}")  (target webhook/bare >= 0.80)"
+done
+echo
+echo "## Every request a different pod (no replay: full parse + engine), keep-alive"
+printf '%-8s %5s %10s %9s %9s %7s\n' server conns "req/s" "p50 ms" "p99 ms" errors
+for c in 16 64; do
+    for s in webhook bare; do
+        k="$s/u$c"
+        printf '%-8s %5s %10s %9s %9s %7s\n' "$s" "$c" "${RPS[$k]}" "${P50[$k]}" "${P99[$k]}" "${ERR[$k]}"
+    done
+    echo "ratio c=$c (distinct pods): webhook/bare $(ratio "${RPS[webhook/u$c]}" "${RPS[bare/u$c]}")"
 done
 echo
 echo "## Latency at about 1,000 requests/s (wrk, 10 connections x delay() 10 ms)"

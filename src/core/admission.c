@@ -317,3 +317,173 @@ char *admission_encode(const struct admission_response *resp)
     json_decref(root);
     return out;
 }
+
+/* ---- scanning for request.uid without a tree ---------------------------- */
+
+struct scan {
+    const char *p;
+    const char *end;
+};
+
+static void scan_ws(struct scan *s)
+{
+    while (s->p < s->end && (*s->p == ' ' || *s->p == '\t' || *s->p == '\n' || *s->p == '\r'))
+        s->p++;
+}
+
+/* Skip a string token; *escaped tells whether it held a backslash. */
+static bool scan_string(struct scan *s, bool *escaped)
+{
+    if (s->p >= s->end || *s->p != '"')
+        return false;
+    *escaped = false;
+    for (s->p++; s->p < s->end; s->p++) {
+        unsigned char c = (unsigned char)*s->p;
+        if (c == '"') {
+            s->p++;
+            return true;
+        }
+        if (c < 0x20)
+            return false;
+        if (c == '\\') {
+            *escaped = true;
+            if (++s->p >= s->end)
+                return false;
+        }
+    }
+    return false;
+}
+
+/* Skip any value: nesting is counted, strings are skipped whole. */
+static bool scan_value(struct scan *s)
+{
+    scan_ws(s);
+    if (s->p >= s->end)
+        return false;
+    bool esc;
+    if (*s->p == '"')
+        return scan_string(s, &esc);
+    if (*s->p != '{' && *s->p != '[') {
+        const char *start = s->p;
+        while (s->p < s->end && *s->p != ',' && *s->p != '}' && *s->p != ']' && *s->p != ' ' &&
+               *s->p != '\n' && *s->p != '\r' && *s->p != '\t')
+            s->p++;
+        return s->p > start;
+    }
+    size_t depth = 0;
+    while (s->p < s->end) {
+        char c = *s->p;
+        if (c == '"') {
+            if (!scan_string(s, &esc))
+                return false;
+            continue;
+        }
+        if (c == '{' || c == '[')
+            depth++;
+        else if (c == '}' || c == ']') {
+            if (depth == 0)
+                return false;
+            if (--depth == 0) {
+                s->p++;
+                return true;
+            }
+        }
+        s->p++;
+    }
+    return false;
+}
+
+/*
+ * Walk the members of the object at s->p. For the member named want, call
+ * on_member (when set) at its value; other values are skipped. Fails on
+ * escaped keys and on a second member named want.
+ */
+static bool scan_object(struct scan *s, const char *want,
+                        bool (*on_member)(struct scan *s, void *ctx), void *ctx)
+{
+    scan_ws(s);
+    if (s->p >= s->end || *s->p != '{')
+        return false;
+    s->p++;
+    bool seen = false;
+    scan_ws(s);
+    if (s->p < s->end && *s->p == '}') {
+        s->p++;
+        return true;
+    }
+    for (;;) {
+        scan_ws(s);
+        const char *key = s->p + 1;
+        bool esc;
+        if (!scan_string(s, &esc) || esc)
+            return false;
+        size_t klen = (size_t)(s->p - key - 1);
+        scan_ws(s);
+        if (s->p >= s->end || *s->p != ':')
+            return false;
+        s->p++;
+        scan_ws(s);
+        if (klen == strlen(want) && !memcmp(key, want, klen)) {
+            if (seen || !on_member(s, ctx))
+                return false;
+            seen = true;
+        } else if (!scan_value(s)) {
+            return false;
+        }
+        scan_ws(s);
+        if (s->p < s->end && *s->p == ',') {
+            s->p++;
+            continue;
+        }
+        if (s->p < s->end && *s->p == '}') {
+            s->p++;
+            return seen || !on_member;
+        }
+        return false;
+    }
+}
+
+struct uid_span {
+    const char *base;
+    size_t off;
+    size_t len;
+    bool found;
+};
+
+static bool on_uid(struct scan *s, void *ctx)
+{
+    struct uid_span *u = ctx;
+    const char *start = s->p;
+    bool esc;
+    if (!scan_string(s, &esc) || esc)
+        return false;
+    for (const char *c = start + 1; c < s->p - 1; c++)
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+              *c == '-' || *c == '.' || *c == '_' || *c == ':'))
+            return false;
+    if (s->p - start < 3) /* "" is no uid */
+        return false;
+    u->off = (size_t)(start - u->base);
+    u->len = (size_t)(s->p - start);
+    u->found = true;
+    return true;
+}
+
+static bool on_request(struct scan *s, void *ctx)
+{
+    return scan_object(s, "uid", on_uid, ctx);
+}
+
+bool admission_scan_uid(const char *body, size_t len, size_t *off, size_t *tok_len)
+{
+    struct scan s = {body, body + len};
+    struct uid_span u = {.base = body};
+    if (!scan_object(&s, "request", on_request, &u) || !u.found)
+        return false;
+    scan_ws(&s);
+    if (s.p != s.end)
+        return false;
+    *off = u.off;
+    *tok_len = u.len;
+    return true;
+}

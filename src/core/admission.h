@@ -54,6 +54,17 @@ struct admission_response {
     const struct violations *causes; /* each -> {type: FieldValueInvalid, field, message} */
 };
 
+/*
+ * Find request.uid in a body without building a tree: the byte span of its
+ * JSON string token, quotes included. Only plain keys are matched; returns
+ * false (callers then take the full path) when the top level or the request
+ * object is not well formed, a key there contains an escape, "request" or
+ * "uid" appears twice, or the uid is not made only of [A-Za-z0-9._:-]
+ * (Kubernetes uids are UUIDs). A true answer must still be confirmed
+ * against admission_decode's uid before relying on it.
+ */
+bool admission_scan_uid(const char *body, size_t len, size_t *off, size_t *tok_len);
+
 /* Encode the response review as compact JSON. Caller frees. */
 char *admission_encode(const struct admission_response *resp);
 

@@ -8,6 +8,7 @@
 #include "core/admission.h"
 #include "core/mesh.h"
 #include "core/meshmetric.h"
+#include "server/replay.h"
 #include "util/xalloc.h"
 
 void admit_reply_init(struct admit_reply *r)
@@ -110,6 +111,22 @@ void admit_mutate(const struct admit_env *env, const char *body, size_t len,
     admit_reply_init(out);
     engine_result_init(&res);
     mm_error_clear(&err);
+    /* A pod seen before under the same policies: replay the answer (server/replay.h). */
+    size_t uid_off = 0, uid_len = 0;
+    bool replayable = env->replay && admission_scan_uid(body, len, &uid_off, &uid_len);
+    if (replayable) {
+        size_t n_warnings = 0;
+        snap = env->source.acquire(env->source.ctx);
+        if (replay_get(env->replay, snap, body, len, uid_off, uid_len, out, &n_warnings)) {
+            if (env->metrics && out->patched && !out->dry_run)
+                webmetrics_patch(env->metrics);
+            if (env->metrics && n_warnings)
+                webmetrics_warnings(env->metrics, WEBHOOK_EP_MUTATE, n_warnings);
+            policy_snapshot_unref(snap);
+            engine_result_cleanup(&res);
+            return;
+        }
+    }
     enum mm_status st = admission_decode(body, len, &req, &err);
     describe(out, &req);
     if (st) {
@@ -141,7 +158,8 @@ void admit_mutate(const struct admit_env *env, const char *body, size_t len,
         snprintf(out->reason, sizeof out->reason, "CREATE without an object");
         goto cleanup;
     }
-    snap = env->source.acquire(env->source.ctx);
+    if (!snap)
+        snap = env->source.acquire(env->source.ctx);
     st = engine_evaluate(env->engine, policy_snapshot_set(snap), req.object, req.namespace, &res,
                          &err);
     if (st) {
@@ -171,6 +189,8 @@ void admit_mutate(const struct admit_env *env, const char *body, size_t len,
         snprintf(out->reason, sizeof out->reason, "admitted with warnings: %s", joined);
         free(joined);
     }
+    if (replayable)
+        replay_put(env->replay, snap, body, len, uid_off, uid_len, out, res.warnings.len);
 cleanup:
     policy_snapshot_unref(snap);
     engine_result_cleanup(&res);

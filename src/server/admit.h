@@ -14,10 +14,13 @@
 #include "core/inputs.h"
 #include "server/webmetrics.h"
 
+struct replay;
+
 struct admit_env {
     const struct engine_config *engine; /* system_namespace and patch options */
     struct policy_source source;
     struct webmetrics *metrics; /* may be NULL */
+    struct replay *replay;      /* answers of repeated pods (server/replay.h); may be NULL */
 };
 
 enum admit_log {

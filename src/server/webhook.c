@@ -20,6 +20,7 @@
 #include "server/admit.h"
 #include "server/webmetrics.h"
 #include "util/log.h"
+#include "server/replay.h"
 #include "util/strbuf.h"
 #include "util/xalloc.h"
 
@@ -383,6 +384,8 @@ struct webhook_server *webhook_server_create(const struct webhook_config *cfg)
     s->env.engine = cfg->engine;
     s->env.source = cfg->source;
     s->env.metrics = &s->metrics;
+    /* Answers of repeated pods: 256 entries of at most 64 KiB bodies (<= 16 MiB). */
+    s->env.replay = replay_create(256, 64u << 10);
     return s;
 }
 
@@ -586,6 +589,7 @@ void webhook_server_free(struct webhook_server *s)
         (void)webhook_server_shutdown(s, 10000);
     else if (s->listen_fd >= 0)
         close(s->listen_fd);
+    replay_free(s->env.replay);
     free(s->addr);
     free(s);
 }

@@ -50,7 +50,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct admission_request req;
     struct mm_error err;
+    size_t uid_off = 0, uid_len = 0;
+    bool scanned = admission_scan_uid((const char *)data, size, &uid_off, &uid_len);
     enum mm_status st = admission_decode((const char *)data, size, &req, &err);
+    /* The scanner may give up, but what it finds must be what the parser finds. */
+    if (scanned && st == MM_OK &&
+        (strlen(req.uid) != uid_len - 2 || memcmp(req.uid, data + uid_off + 1, uid_len - 2)))
+        abort();
     struct engine_result res;
     engine_result_init(&res);
     if (st == MM_OK && req.object)

@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "core/admission.h"
+#include "util/fileio.h"
 #include "core/podpatch.h"
 #include "util/base64.h"
 #include "util/xalloc.h"
@@ -624,6 +625,80 @@ static void test_encode_hostile_strings(void **state)
     free(out);
 }
 
+
+/* ---- admission_scan_uid: must find exactly what admission_decode finds, or nothing ---- */
+
+struct scan_case {
+    const char *name;
+    const char *body;
+    const char *uid; /* the token found, without quotes; NULL = not found */
+};
+
+static const struct scan_case scan_cases[] = {
+    {"plain", "{\"apiVersion\":\"admission.k8s.io/v1\",\"request\":{\"uid\":\"a-1\"}}", "a-1"},
+    {"nested uids are not request.uid",
+     "{\"request\":{\"object\":{\"metadata\":{\"uid\":\"x\"}},\"uid\":\"real\","
+     "\"userInfo\":{\"uid\":\"y\"}}}",
+     "real"},
+    {"whitespace", " { \"request\" : { \"uid\" : \"u\" } } \n", "u"},
+    {"uid before other members", "{\"request\":{\"uid\":\"u\",\"a\":[1,{\"b\":\"}\"}]}}", "u"},
+    {"no request", "{\"uid\":\"u\"}", NULL},
+    {"no uid", "{\"request\":{\"name\":\"u\"}}", NULL},
+    {"empty uid", "{\"request\":{\"uid\":\"\"}}", NULL},
+    {"uid not a string", "{\"request\":{\"uid\":5}}", NULL},
+    {"escaped uid", "{\"request\":{\"uid\":\"a\\u0041\"}}", NULL},
+    {"odd characters in uid", "{\"request\":{\"uid\":\"a b\"}}", NULL},
+    {"duplicate uid", "{\"request\":{\"uid\":\"a\",\"uid\":\"b\"}}", NULL},
+    {"duplicate request", "{\"request\":{\"uid\":\"a\"},\"request\":{\"uid\":\"b\"}}", NULL},
+    {"escaped key could alias uid", "{\"request\":{\"uid\":\"a\",\"\\u0075id\":\"b\"}}", NULL},
+    {"escaped key could alias request", "{\"\\u0072equest\":{\"uid\":\"a\"}}", NULL},
+    {"trailing garbage", "{\"request\":{\"uid\":\"a\"}} x", NULL},
+    {"truncated", "{\"request\":{\"uid\":\"a\"}", NULL},
+    {"unterminated string", "{\"request\":{\"uid\":\"a}}", NULL},
+    {"not an object", "[\"request\"]", NULL},
+    {"empty", "", NULL},
+    {"control character in a string", "{\"request\":{\"uid\":\"a\",\"n\":\"\x01\"}}", NULL},
+};
+
+static void test_scan_uid(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof scan_cases / sizeof *scan_cases; i++) {
+        const struct scan_case *c = &scan_cases[i];
+        size_t off = 0, len = 0;
+        bool found = admission_scan_uid(c->body, strlen(c->body), &off, &len);
+        if (found != (c->uid != NULL))
+            fail_msg("case \"%s\": found=%d", c->name, found);
+        if (found) {
+            char *tok = xstrndup(c->body + off + 1, len - 2);
+            if (strcmp(tok, c->uid))
+                fail_msg("case \"%s\": uid \"%s\", want \"%s\"", c->name, tok, c->uid);
+            free(tok);
+        }
+    }
+}
+
+static void test_scan_uid_real_review(void **state)
+{
+    (void)state;
+    const char *shared = getenv("MM_SHARED");
+    assert_non_null(shared);
+    char *path = xasprintf("%s/testdata/admissionreview-kuma.json", shared);
+    char *data = NULL;
+    size_t len = 0;
+    struct mm_error err;
+    assert_int_equal(fileio_read(path, ADMISSION_MAX_BODY, &data, &len, &err), MM_OK);
+    size_t off = 0, tok = 0;
+    assert_true(admission_scan_uid(data, len, &off, &tok));
+    struct admission_request req;
+    assert_int_equal(admission_decode(data, len, &req, &err), MM_OK);
+    assert_int_equal(tok, strlen(req.uid) + 2);
+    assert_memory_equal(data + off + 1, req.uid, tok - 2);
+    admission_request_cleanup(&req);
+    free(data);
+    free(path);
+}
+
 int main(void)
 {
     xalloc_install_json();
@@ -640,6 +715,8 @@ int main(void)
         cmocka_unit_test(test_encode_denied),
         cmocka_unit_test(test_encode_warnings),
         cmocka_unit_test(test_encode_hostile_strings),
+        cmocka_unit_test(test_scan_uid),
+        cmocka_unit_test(test_scan_uid_real_review),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

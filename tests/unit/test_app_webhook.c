@@ -18,6 +18,7 @@
 #include "core/admission.h"
 #include "server/admit.h"
 #include "server/certstore.h"
+#include "server/replay.h"
 #include "server/webmetrics.h"
 #include "tls/tls.h"
 #include "util/base64.h"
@@ -77,7 +78,7 @@ static int teardown(void **state)
 
 static struct admit_env env(void)
 {
-    struct admit_env e = {&g_engine, {fixed_acquire, fixed_ready, NULL}, &g_metrics};
+    struct admit_env e = {&g_engine, {fixed_acquire, fixed_ready, NULL}, &g_metrics, NULL};
     return e;
 }
 
@@ -135,6 +136,53 @@ static void test_mutate_patch(void **state)
     json_decref(j);
     admit_reply_cleanup(&r);
     free(body);
+}
+
+/* A repeated pod is answered from the replay cache: same answer, its own uid. */
+static void test_mutate_replay(void **state)
+{
+    (void)state;
+    struct admit_env e = env();
+    e.replay = replay_create(16, 1 << 16);
+    struct admit_reply first, again, other;
+    char *b1 = review("11111111-aaaa", "CREATE", "Pod", POD, false);
+    char *b2 = review("22222222-bbbb", "CREATE", "Pod", POD, false);
+    admit_mutate(&e, b1, strlen(b1), &first);
+    admit_mutate(&e, b2, strlen(b2), &again);
+    assert_int_equal(again.status, 200);
+    assert_true(again.patched);
+    assert_string_equal(again.uid, "22222222-bbbb");
+    assert_string_equal(again.object, first.object);
+    json_t *j1 = reply_json(&first), *j2 = reply_json(&again);
+    assert_string_equal(resp_str(j2, "uid"), "22222222-bbbb");
+    json_object_set_new(json_object_get(j2, "response"), "uid", json_string("11111111-aaaa"));
+    assert_true(json_equal(j1, j2)); /* identical but for the uid */
+
+    /* New policies (a new snapshot): the old answer is not replayed. */
+    struct policy_snapshot *old = g_snap;
+    struct policy_set set;
+    policy_set_init(&set);
+    g_snap = policy_snapshot_create(&set); /* no policies: no patch */
+    char *b3 = review("33333333-cccc", "CREATE", "Pod", POD, false);
+    admit_mutate(&e, b3, strlen(b3), &other);
+    assert_int_equal(other.status, 200);
+    assert_false(other.patched);
+    json_t *j3 = reply_json(&other);
+    assert_null(resp_str(j3, "patch"));
+    assert_string_equal(resp_str(j3, "uid"), "33333333-cccc");
+    policy_snapshot_unref(g_snap);
+    g_snap = old;
+
+    json_decref(j1);
+    json_decref(j2);
+    json_decref(j3);
+    admit_reply_cleanup(&first);
+    admit_reply_cleanup(&again);
+    admit_reply_cleanup(&other);
+    free(b1);
+    free(b2);
+    free(b3);
+    replay_free(e.replay);
 }
 
 struct pass_case {
@@ -469,7 +517,9 @@ int main(void)
     xalloc_install_json();
     log_setup(LOG_ERROR, LOG_FORMAT_JSON);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_mutate_patch),      cmocka_unit_test(test_mutate_passes),
+        cmocka_unit_test(test_mutate_patch),
+        cmocka_unit_test(test_mutate_replay),
+        cmocka_unit_test(test_mutate_passes),
         cmocka_unit_test(test_mutate_bad_input),  cmocka_unit_test(test_validate),
         cmocka_unit_test(test_error_body),        cmocka_unit_test(test_metrics_text),
         cmocka_unit_test(test_cert_store_reload),
