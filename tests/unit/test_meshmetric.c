@@ -16,6 +16,8 @@
 
 #include <cmocka.h>
 
+#include "testutil.h"
+
 #include "core/meshmetric.h"
 #include "core/violations.h"
 #include "util/fileio.h"
@@ -69,15 +71,7 @@ static json_t *load_fixture(const char *name)
 {
     char *dir = testdata();
     char *path = xasprintf("%s/meshmetric/%s.yaml", dir, name);
-    char *data = NULL;
-    size_t len = 0;
-    struct mm_error err;
-    if (fileio_read(path, 1 << 20, &data, &len, &err) != MM_OK)
-        fail_msg("%s: %s", path, err.message);
-    json_t *docs = NULL;
-    if (yamljson_load(data, len, &yamljson_default_limits, &docs, &err) != MM_OK)
-        fail_msg("%s: %s", path, err.message);
-    free(data);
+    json_t *docs = tu_load_yaml(path, true);
     free(path);
     free(dir);
     return docs;
