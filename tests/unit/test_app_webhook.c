@@ -163,6 +163,7 @@ static void test_mutate_replay(void **state)
     struct policy_set set;
     policy_set_init(&set);
     g_snap = policy_snapshot_create(&set); /* no policies: no patch */
+    policy_set_cleanup(&set);
     char *b3 = review("33333333-cccc", "CREATE", "Pod", POD, false);
     admit_mutate(&e, b3, strlen(b3), &other);
     assert_int_equal(other.status, 200);
