@@ -41,15 +41,6 @@ static json_t *mesh_with(const char *metrics_yaml)
     return mesh;
 }
 
-static char *testdata(void)
-{
-    const char *d = getenv("MM_TESTDATA");
-    if (d && d[0])
-        return xstrdup(d);
-    const char *f = __FILE__;
-    const char *cut = strstr(f, "unit/test_mesh.c");
-    return cut ? xasprintf("%.*sdata", (int)(cut - f), f) : xstrdup("tests/data");
-}
 
 static bool same(const char *got, const char *want)
 {
@@ -403,7 +394,7 @@ static const char *const fixtures[] = {
 
 static json_t *load_fixture(const char *name)
 {
-    char *dir = testdata();
+    char *dir = tu_testdata();
     char *path = xasprintf("%s/mesh/%s.yaml", dir, name);
     json_t *docs = tu_load_yaml(path, true);
     free(path);

@@ -57,19 +57,10 @@ static json_t *meshmetric(const char *ns, const char *spec_yaml)
     return mm;
 }
 
-static char *testdata(void)
-{
-    const char *d = getenv("MM_TESTDATA");
-    if (d && d[0])
-        return xstrdup(d);
-    const char *f = __FILE__;
-    const char *cut = strstr(f, "unit/test_meshmetric.c");
-    return cut ? xasprintf("%.*sdata", (int)(cut - f), f) : xstrdup("tests/data");
-}
 
 static json_t *load_fixture(const char *name)
 {
-    char *dir = testdata();
+    char *dir = tu_testdata();
     char *path = xasprintf("%s/meshmetric/%s.yaml", dir, name);
     json_t *docs = tu_load_yaml(path, true);
     free(path);

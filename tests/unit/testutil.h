@@ -8,10 +8,22 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "util/fileio.h"
 #include "util/xalloc.h"
 #include "util/yamljson.h"
+
+/* tests/data: $MM_TESTDATA (set by ctest), else found next to this header. Caller frees. */
+static inline char *tu_testdata(void)
+{
+    const char *d = getenv("MM_TESTDATA");
+    if (d && d[0])
+        return xstrdup(d);
+    const char *f = __FILE__;
+    const char *cut = strstr(f, "unit/testutil.h");
+    return cut ? xasprintf("%.*sdata", (int)(cut - f), f) : xstrdup("tests/data");
+}
 
 static inline char *tu_dump(const json_t *v)
 {
