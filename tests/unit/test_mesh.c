@@ -21,23 +21,13 @@
 #include "util/xalloc.h"
 #include "util/yamljson.h"
 
-static json_t *load_yaml(const char *text)
-{
-    json_t *docs = NULL;
-    struct mm_error err;
-    if (yamljson_load(text, strlen(text), &yamljson_default_limits, &docs, &err) != MM_OK)
-        fail_msg("bad YAML in test: %s\n%s", err.message, text);
-    json_t *doc = json_incref(json_array_get(docs, 0));
-    json_decref(docs);
-    return doc ? doc : json_null();
-}
 
 /* A Mesh named default whose spec.metrics is the given YAML. */
 static json_t *mesh_with(const char *metrics_yaml)
 {
     json_t *mesh = json_pack("{s:s,s:s,s:{s:s},s:{}}", "apiVersion", "kuma.io/v1alpha1", "kind",
                              "Mesh", "metadata", "name", "default", "spec");
-    json_object_set_new(json_object_get(mesh, "spec"), "metrics", load_yaml(metrics_yaml));
+    json_object_set_new(json_object_get(mesh, "spec"), "metrics", tu_yaml(metrics_yaml));
     return mesh;
 }
 
@@ -223,10 +213,10 @@ static void test_validate(void **state)
     struct violations errs;
     violations_init(&errs);
     assert_true(mesh_validate(NULL, &errs, NULL));
-    json_t *m = load_yaml("{metadata: {name: default}}");
+    json_t *m = tu_yaml("{metadata: {name: default}}");
     assert_true(mesh_validate(m, &errs, NULL));
     json_decref(m);
-    m = load_yaml("{spec: 5}");
+    m = tu_yaml("{spec: 5}");
     assert_true(mesh_validate(m, &errs, NULL));
     json_decref(m);
     assert_int_equal(errs.len, 0);
@@ -298,7 +288,7 @@ static void test_default(void **state)
     int failures = 0;
     for (size_t i = 0; i < sizeof default_cases / sizeof *default_cases; i++) {
         json_t *mesh = mesh_with(default_cases[i].metrics);
-        json_t *want = load_yaml(default_cases[i].expect);
+        json_t *want = tu_yaml(default_cases[i].expect);
         mesh_default(mesh);
         json_t *got = json_object_get(json_object_get(mesh, "spec"), "metrics");
         if (!json_equal(got, want)) {
@@ -320,7 +310,7 @@ static void test_default(void **state)
     }
     assert_int_equal(failures, 0);
     mesh_default(NULL);
-    json_t *m = load_yaml("{spec: {metrics: {backends: 5}}}");
+    json_t *m = tu_yaml("{spec: {metrics: {backends: 5}}}");
     mesh_default(m);
     json_decref(m);
 }
@@ -469,7 +459,7 @@ static void test_hostile(void **state)
         "\"x\"",
     };
     for (size_t i = 0; i < sizeof inputs / sizeof *inputs; i++) {
-        json_t *mesh = load_yaml(inputs[i]);
+        json_t *mesh = tu_yaml(inputs[i]);
         struct violations errs, warns;
         violations_init(&errs);
         violations_init(&warns);

@@ -30,22 +30,7 @@ bool meshmetric_validate_kuma(json_t *meshmetric, bool system, struct violations
 
 /* ---- helpers ---- */
 
-static json_t *load_yaml_docs(const char *text)
-{
-    json_t *docs = NULL;
-    struct mm_error err;
-    if (yamljson_load(text, strlen(text), &yamljson_default_limits, &docs, &err) != MM_OK)
-        fail_msg("bad YAML in test: %s\n%s", err.message, text);
-    return docs;
-}
 
-static json_t *load_yaml(const char *text)
-{
-    json_t *docs = load_yaml_docs(text);
-    json_t *doc = json_incref(json_array_get(docs, 0));
-    json_decref(docs);
-    return doc ? doc : json_null();
-}
 
 /* A MeshMetric in namespace ns with the given spec (YAML). */
 static json_t *meshmetric(const char *ns, const char *spec_yaml)
@@ -53,7 +38,7 @@ static json_t *meshmetric(const char *ns, const char *spec_yaml)
     json_t *mm =
         json_pack("{s:s,s:s,s:{s:s,s:s}}", "apiVersion", "kuma.io/v1alpha1", "kind", "MeshMetric",
                   "metadata", "name", "mm", "namespace", ns ? ns : "kuma-demo");
-    json_object_set_new(mm, "spec", load_yaml(spec_yaml));
+    json_object_set_new(mm, "spec", tu_yaml(spec_yaml));
     return mm;
 }
 
@@ -638,7 +623,7 @@ static void test_objects(void **state)
     int failures = 0;
     for (size_t i = 0; i < sizeof object_cases / sizeof *object_cases; i++) {
         const struct ocase *c = &object_cases[i];
-        json_t *obj = load_yaml(c->yaml);
+        json_t *obj = tu_yaml(c->yaml);
         struct violations errs, warns;
         violations_init(&errs);
         violations_init(&warns);
@@ -803,8 +788,8 @@ static void test_defaults(void **state)
     (void)state;
     int failures = 0;
     for (size_t i = 0; i < sizeof default_cases / sizeof *default_cases; i++) {
-        json_t *conf = load_yaml(default_cases[i].conf);
-        json_t *want = load_yaml(default_cases[i].expect);
+        json_t *conf = tu_yaml(default_cases[i].conf);
+        json_t *want = tu_yaml(default_cases[i].expect);
         meshmetric_default_conf(conf);
         if (!json_equal(conf, want)) {
             char *g = json_dumps(conf, JSON_SORT_KEYS);
@@ -824,9 +809,9 @@ static void test_defaults(void **state)
     meshmetric_default_conf(s);
     meshmetric_default(s);
     json_decref(s);
-    json_t *mm = load_yaml("{metadata: {name: a}, spec: {targetRef: {kind: Mesh, name: null}}}");
+    json_t *mm = tu_yaml("{metadata: {name: a}, spec: {targetRef: {kind: Mesh, name: null}}}");
     meshmetric_default(mm);
-    json_t *want = load_yaml("{metadata: {name: a}, spec: {targetRef: {kind: Mesh}}}");
+    json_t *want = tu_yaml("{metadata: {name: a}, spec: {targetRef: {kind: Mesh}}}");
     assert_true(json_equal(mm, want));
     json_decref(mm);
     json_decref(want);
@@ -847,7 +832,7 @@ static void test_mesh_label(void **state)
         {"[]", "default"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
-        json_t *mm = load_yaml(cases[i].yaml);
+        json_t *mm = tu_yaml(cases[i].yaml);
         assert_string_equal(meshmetric_mesh(mm), cases[i].mesh);
         json_decref(mm);
     }
@@ -1029,7 +1014,7 @@ static void test_deep_junk(void **state)
     json_error_t jerr;
     json_t *obj = json_loads(text, 0, &jerr);
     if (!obj) /* jansson's own depth cap: build it by hand instead */
-        obj = load_yaml("{metadata: {name: a}, spec: {junk: [[[[[[[[[[[]]]]]]]]]]]}}");
+        obj = tu_yaml("{metadata: {name: a}, spec: {junk: [[[[[[[[[[[]]]]]]]]]]]}}");
     struct violations errs, warns;
     violations_init(&errs);
     violations_init(&warns);

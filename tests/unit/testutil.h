@@ -30,6 +30,18 @@ static inline char *tu_dump(const json_t *v)
     return json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
 }
 
+/* The first document of YAML text written in a test (JSON null when there is none). */
+static inline json_t *tu_yaml(const char *text)
+{
+    json_t *docs = NULL;
+    struct mm_error err;
+    if (yamljson_load(text, strlen(text), NULL, &docs, &err) != MM_OK)
+        fail_msg("bad YAML in test: %s\n%s", err.message, text);
+    json_t *doc = json_incref(json_array_get(docs, 0));
+    json_decref(docs);
+    return doc ? doc : json_null();
+}
+
 /* The documents of a YAML file; an absent optional file is no documents. */
 static inline json_t *tu_load_yaml(const char *path, bool required)
 {
