@@ -7,8 +7,7 @@ cd "$(dirname "$0")/.."
 ./hack/deps.sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j"$(nproc)" --target engine_bench -- --no-print-directory >/dev/null
-shared=${MM_SHARED:-$(cd .. && pwd)/shared}
-review=$shared/testdata/admissionreview-kuma.json
+review=${MM_REVIEW:-tests/data/admission/kuma-pod.json}
 for i in 1 2 3; do
   echo "--- run $i"
   ./build/engine_bench "$review" "${1:-3}"

@@ -15,7 +15,7 @@
 #
 # Usage: bench/webhook.sh BUILD_DIR    (loopback only; takes about 5 minutes)
 # Environment: BENCH_QUICK=1, BENCH_DURATION=seconds per wrk run (default 10),
-#              MM_SHARED=path of the shared folder (default ../shared).
+#              MM_REVIEW=AdmissionReview to send (default tests/data/admission/kuma-pod.json).
 set -euo pipefail
 
 BUILD=$(cd "${1:-build}" && pwd)
@@ -23,8 +23,7 @@ BIN=$BUILD/meshmetric-operator
 BARE=$BUILD/bare_webhook
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
-SHARED=${MM_SHARED:-$ROOT/../shared}
-export BODY_FILE=$SHARED/testdata/admissionreview-kuma.json
+export BODY_FILE=${MM_REVIEW:-$ROOT/tests/data/admission/kuma-pod.json}
 DUR=${BENCH_DURATION:-10}
 QUICK=${BENCH_QUICK:-0}
 RSS_TARGET=$([ "$QUICK" == 1 ] && echo 100000 || echo 1000000)

@@ -1,7 +1,7 @@
 /*
  * MeshMetric (kuma.io/v1alpha1) model: defaults and validation with Kuma
  * v2.14.3's exact rules, messages and field paths
- * (../shared/reference/kuma-metrics.md §2). Resources stay jansson objects:
+ * (Kuma: pkg/plugins/policies/meshmetric/api/v1alpha1/validator.go). Resources stay jansson objects:
  * the merge is RFC 7396 on JSON anyway, and unknown fields must survive.
  */
 #ifndef MM_CORE_MESHMETRIC_H

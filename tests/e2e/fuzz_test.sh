@@ -30,7 +30,7 @@ run() { # run TARGET SEEDDIR...
     echo "FAIL $t"; tail -40 "$work/$t.log"; fail=$((fail + 1))
   fi
 }
-run fuzz_admission "$root"/tests/data/admission/*.json "${MM_SHARED:-$root/../shared}"/testdata/*.json
+run fuzz_admission "$root"/tests/data/admission/*.json
 run fuzz_policies "$root"/examples/*.yaml "$root"/tests/data/meshmetric/*.yaml "$root"/tests/data/mesh/*.yaml
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -13,8 +13,7 @@ BUILD=$(cd "${1:-build}" && pwd) || exit 2
 BIN=$BUILD/meshmetric-operator
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
-SHARED=${MM_SHARED:-$ROOT/../shared}
-FIXTURE=$SHARED/testdata/admissionreview-kuma.json
+FIXTURE=$ROOT/tests/data/admission/kuma-pod.json
 DATA=$ROOT/tests/data/webhook
 H="python3 $HERE/webhook_helpers.py"
 
