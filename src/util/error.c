@@ -48,6 +48,11 @@ const char *mm_status_name(enum mm_status s)
     case MM_ERR_IO: return "I/O error";
     case MM_ERR_TLS: return "TLS error";
     case MM_ERR_INTERNAL: return "internal error";
+    case MM_ERR_CONFLICT: return "conflict";
+    case MM_ERR_EXPIRED: return "expired";
+    case MM_ERR_RETRY: return "try again later";
+    case MM_ERR_DENIED: return "denied";
+    case MM_ERR_CANCELLED: return "cancelled";
     }
     return "unknown";
 }

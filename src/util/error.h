@@ -19,6 +19,11 @@ enum mm_status {
     MM_ERR_IO,        /* file or network error */
     MM_ERR_TLS,       /* certificate/key problem */
     MM_ERR_INTERNAL,  /* a bug: should never happen */
+    MM_ERR_CONFLICT,  /* the object changed or already exists (HTTP 409) */
+    MM_ERR_EXPIRED,   /* a resourceVersion or continue token is too old (HTTP 410) */
+    MM_ERR_RETRY,     /* transient: try again later (429, 5xx, connection failure) */
+    MM_ERR_DENIED,    /* not authenticated or not allowed (401, 403) */
+    MM_ERR_CANCELLED, /* stopped on request (shutdown) */
 };
 
 #define MM_WUR __attribute__((warn_unused_result))
