@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/clidocs.h"
 #include "core/engine.h"
 #include "core/jsonpatch.h"
 #include "core/mesh.h"
@@ -19,7 +20,6 @@
 #include "util/xalloc.h"
 #include "util/yamljson.h"
 
-#define MAX_INPUT_BYTES (16u << 20)
 
 struct offline_opts {
     struct config_list files;
@@ -55,48 +55,7 @@ static const struct config_option offline_options[] = {
 };
 #define N_OPTS (sizeof offline_options / sizeof *offline_options)
 
-static void problem(const char *file, size_t doc, const char *field, const char *msg)
-{
-    if (doc)
-        fprintf(stderr, "%s: document %zu: %s%s%s\n", file, doc, field && *field ? field : "",
-                field && *field ? ": " : "", msg);
-    else
-        fprintf(stderr, "%s: %s%s%s\n", file, field && *field ? field : "",
-                field && *field ? ": " : "", msg);
-}
 
-/* Load every document of a file; on error print it and return NULL. */
-static json_t *load_docs(const char *path)
-{
-    char *data = NULL;
-    size_t len = 0;
-    struct mm_error err;
-    mm_error_clear(&err);
-    if (fileio_read(path, MAX_INPUT_BYTES, &data, &len, &err)) {
-        problem(path, 0, NULL, err.message);
-        return NULL;
-    }
-    json_t *docs = NULL;
-    struct yamljson_limits lim = yamljson_default_limits;
-    lim.max_bytes = MAX_INPUT_BYTES;
-    if (yamljson_load(data, len, &lim, &docs, &err)) {
-        problem(path, 0, NULL, err.message);
-        docs = NULL;
-    }
-    free(data);
-    return docs;
-}
-
-static const char *obj_name(const json_t *o, char *buf, size_t n)
-{
-    const json_t *md = json_object_get(o, "metadata");
-    const char *ns = json_string_value(json_object_get(md, "namespace"));
-    const char *name = json_string_value(json_object_get(md, "name"));
-    const char *kind = json_string_value(json_object_get(o, "kind"));
-    snprintf(buf, n, "%s %s%s%s", kind ? kind : "object", ns ? ns : "", ns ? "/" : "",
-             name ? name : "<unnamed>");
-    return buf;
-}
 
 /* Validate a MeshMetric or Mesh; print problems; true when valid. */
 static bool validate_doc(json_t *doc, const char *file, size_t idx, const char *system_ns,
@@ -114,10 +73,10 @@ static bool validate_doc(json_t *doc, const char *file, size_t idx, const char *
     else
         checked = false;
     char name[256];
-    obj_name(doc, name, sizeof name);
+    cli_obj_name(doc, name, sizeof name);
     for (size_t i = 0; i < errs.len; i++) {
         char *msg = xasprintf("%s: %s", name, errs.items[i].message);
-        problem(file, idx, errs.items[i].field, msg);
+        cli_problem(file, idx, errs.items[i].field, msg);
         free(msg);
     }
     for (size_t i = 0; i < warns.len; i++)
@@ -137,7 +96,7 @@ static int load_policies(const struct offline_opts *o, struct policy_set *set)
     int rc = 0;
     for (size_t f = 0; f < o->policies.n; f++) {
         const char *path = o->policies.items[f];
-        json_t *docs = load_docs(path);
+        json_t *docs = cli_load_docs(path);
         if (!docs) {
             rc = 2;
             continue;
@@ -152,7 +111,7 @@ static int load_policies(const struct offline_opts *o, struct policy_set *set)
             struct mm_error err;
             mm_error_clear(&err);
             if (policy_set_add(set, json_incref(doc), NULL, &err)) {
-                problem(path, i + 1, err.field, err.message);
+                cli_problem(path, i + 1, err.field, err.message);
                 rc = 2;
             }
         }
@@ -310,7 +269,7 @@ static int run(enum mode mode, int argc, char **argv)
     engine_config_from(&o, &cfg);
     for (size_t f = 0; f < o.files.n; f++) {
         const char *path = o.files.items[f];
-        json_t *docs = load_docs(path);
+        json_t *docs = cli_load_docs(path);
         if (!docs) {
             rc = 2;
             continue;
@@ -325,7 +284,7 @@ static int run(enum mode mode, int argc, char **argv)
                     const char *kind = json_string_value(json_object_get(doc, "kind"));
                     char *m = xasprintf("kind \"%s\" has no pod template; skipped",
                                         kind ? kind : "(none)");
-                    problem(path, i + 1, "kind", m);
+                    cli_problem(path, i + 1, "kind", m);
                     free(m);
                 }
                 continue;
@@ -334,7 +293,7 @@ static int run(enum mode mode, int argc, char **argv)
             engine_result_init(&res);
             mm_error_clear(&err);
             if (engine_evaluate(&cfg, &set, doc, *o.namespace ? o.namespace : NULL, &res, &err)) {
-                problem(path, i + 1, err.field, err.message);
+                cli_problem(path, i + 1, err.field, err.message);
                 rc = 2;
                 engine_result_cleanup(&res);
                 continue;
@@ -346,7 +305,7 @@ static int run(enum mode mode, int argc, char **argv)
             } else {
                 json_t *copy = json_deep_copy(doc);
                 if (jsonpatch_apply(&copy, res.patch, &err)) {
-                    problem(path, i + 1, err.field, err.message);
+                    cli_problem(path, i + 1, err.field, err.message);
                     rc = 2;
                 } else {
                     json_array_append(out_docs, copy);
@@ -354,7 +313,7 @@ static int run(enum mode mode, int argc, char **argv)
                 json_decref(copy);
                 for (size_t w = 0; w < res.warnings.len; w++) {
                     char *m = xasprintf("warning: %s", res.warnings.items[w].message);
-                    problem(path, i + 1, res.warnings.items[w].field, m);
+                    cli_problem(path, i + 1, res.warnings.items[w].field, m);
                     free(m);
                 }
             }
@@ -394,62 +353,4 @@ int cli_inject(int argc, char **argv)
 int cli_explain(int argc, char **argv)
 {
     return run(MODE_EXPLAIN, argc, argv);
-}
-
-int cli_validate(int argc, char **argv)
-{
-    struct offline_opts o;
-    memset(&o, 0, sizeof o);
-    struct mm_error err;
-    mm_error_clear(&err);
-    bool help = false;
-    const char *usage = "Usage: meshmetric-operator validate -f policies.yaml [-f more.yaml ...]";
-    struct config_list positional = {0};
-    int rc = 0;
-    if (config_parse(offline_options, N_OPTS, &o, argc, argv, &positional, &help, &err)) {
-        fprintf(stderr, "%s: %s\n%s\n", err.field[0] ? err.field : "error", err.message, usage);
-        rc = 2;
-        goto out;
-    }
-    if (help) {
-        config_print_help(stdout, usage, offline_options, N_OPTS);
-        goto out;
-    }
-    for (size_t i = 0; i < positional.n; i++) { /* "validate a.yaml b.yaml" works too */
-        o.files.items = xrealloc(o.files.items, (o.files.n + 1) * sizeof *o.files.items);
-        o.files.items[o.files.n++] = xstrdup(positional.items[i]);
-    }
-    if (o.files.n == 0) {
-        fprintf(stderr, "filename: -f is required\n%s\n", usage);
-        rc = 2;
-        goto out;
-    }
-    size_t invalid = 0, total = 0;
-    for (size_t f = 0; f < o.files.n; f++) {
-        json_t *docs = load_docs(o.files.items[f]);
-        if (!docs) {
-            rc = 2;
-            continue;
-        }
-        size_t i;
-        json_t *doc;
-        json_array_foreach(docs, i, doc) {
-            total++;
-            if (!json_is_object(doc)) {
-                problem(o.files.items[f], i + 1, "", "document is not an object");
-                invalid++;
-                continue;
-            }
-            if (!validate_doc(doc, o.files.items[f], i + 1, o.system_namespace, true))
-                invalid++;
-        }
-        json_decref(docs);
-    }
-    if (rc == 0 && invalid)
-        rc = 1;
-    fprintf(stderr, "%zu document(s), %zu invalid\n", total, invalid);
-out:
-    config_list_cleanup(&positional);
-    config_cleanup(offline_options, N_OPTS, &o);
-    return rc;
 }
