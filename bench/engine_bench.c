@@ -15,6 +15,7 @@
 #include "core/admission.h"
 #include "core/engine.h"
 #include "core/memo.h"
+#include "core/view.h"
 #include "util/fileio.h"
 #include "util/xalloc.h"
 
@@ -26,7 +27,7 @@ static double now(void)
 }
 
 /* 100 policies of every kind the engine matches: some select the pod, most do not. */
-static void add_policies(struct policy_set *set)
+static void add_policies(struct view_builder *set)
 {
     static const char *const kinds[] = {"Mesh", "MeshSubset", "MeshService", "Dataplane",
                                         "MeshServiceSubset"};
@@ -59,10 +60,11 @@ static void add_policies(struct policy_set *set)
             "type", "Prometheus", "prometheus", "port", 5670 + (i % 4), "tls", "mode",
             i % 4 == 0 ? "ProvidedTLS" : "Disabled");
         struct mm_error err;
-        if (policy_set_add(set, mm, NULL, &err)) {
+        if (view_builder_add(set, mm, NULL, &err)) {
             fprintf(stderr, "policy %d: %s: %s\n", i, err.field, err.message);
             exit(2);
         }
+        json_decref(mm);
     }
     json_t *svc = json_pack("{s:s, s:s, s:{s:s, s:s}, s:{s:{s:s}, s:[{s:s, s:i}]}}", "apiVersion",
                             "v1", "kind", "Service", "metadata", "name", "checkout-api",
@@ -70,11 +72,12 @@ static void add_policies(struct policy_set *set)
                             "app.kubernetes.io/name", "checkout-api", "ports", "name", "http",
                             "port", 8080);
     struct mm_error err;
-    if (policy_set_add(set, svc, NULL, &err))
+    if (view_builder_add(set, svc, NULL, &err))
         exit(2);
+    json_decref(svc);
 }
 
-static double engine_rate(const struct engine_config *cfg, const struct policy_set *set,
+static double engine_rate(const struct engine_config *cfg, const struct policy_view *set,
                           const char *body, size_t len, double secs, size_t *sink)
 {
     struct mm_error err;
@@ -116,9 +119,19 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s\n", err.message);
         return 2;
     }
-    struct policy_set set;
-    policy_set_init(&set);
-    add_policies(&set);
+    /* The unmemoised view first (as the CLI evaluates every pod), the webhook's later. */
+    struct view_options plain_opts = {.no_memo = true}, memo_opts = {.no_memo = false};
+    struct view_builder *pb = view_builder_create(&plain_opts);
+    add_policies(pb);
+    struct policy_view *plain = view_builder_finish(pb, 1);
+    struct view_builder *mb = view_builder_create(&memo_opts);
+    add_policies(mb);
+    struct policy_view *memo_view = view_builder_finish(mb, 1);
+    const struct view_rejection *rej = NULL;
+    if (view_rejections(plain, &rej)) {
+        fprintf(stderr, "%s %s is invalid: %s\n", rej[0].kind, rej[0].id, rej[0].errors);
+        return 2;
+    }
     struct engine_config cfg;
     engine_config_init(&cfg);
 
@@ -132,7 +145,7 @@ int main(int argc, char **argv)
         }
         struct engine_result res;
         engine_result_init(&res);
-        if (engine_evaluate(&cfg, &set, req.object, req.namespace, &res, &err)) {
+        if (engine_evaluate(&cfg, plain, req.object, req.namespace, &res, &err)) {
             fprintf(stderr, "engine: %s\n", err.message);
             return 2;
         }
@@ -145,10 +158,9 @@ int main(int argc, char **argv)
     size_t sink = 0;
     if (argc > 3 && !strcmp(argv[3], "--profile-memo")) {
         /* Only the webhook path with a warm memo, for callgrind. */
-        set.memo = memo_create(4096);
-        set.index = match_index_create(set.meshmetrics);
-        (void)engine_rate(&cfg, &set, body, len, secs, &sink);
-        policy_set_cleanup(&set);
+        (void)engine_rate(&cfg, memo_view, body, len, secs, &sink);
+        view_unref(plain);
+        view_unref(memo_view);
         free(body);
         return 0;
     }
@@ -171,7 +183,7 @@ int main(int argc, char **argv)
      * (every pod merges its policies, as the CLI does), then as the webhook
      * runs it: policy snapshots carry a selection index and a merge memo, so
      * pods of one workload merge once per snapshot. */
-    double eng_rate = engine_rate(&cfg, &set, body, len, secs, &sink);
+    double eng_rate = engine_rate(&cfg, plain, body, len, secs, &sink);
     struct mm_error err2;
     /* The engine alone (no memo) on a decoded request: where the time goes. */
     size_t n_only = 0;
@@ -183,7 +195,7 @@ int main(int argc, char **argv)
         for (int k = 0; k < 64; k++) {
             struct engine_result res;
             engine_result_init(&res);
-            if (engine_evaluate(&cfg, &set, pre.object, pre.namespace, &res, &err2) == MM_OK)
+            if (engine_evaluate(&cfg, plain, pre.object, pre.namespace, &res, &err2) == MM_OK)
                 sink += json_array_size(res.patch);
             engine_result_cleanup(&res);
         }
@@ -192,12 +204,12 @@ int main(int argc, char **argv)
     double only_rate = (double)n_only / (t - t0);
     admission_request_cleanup(&pre);
 
-    set.memo = memo_create(4096);
-    set.index = match_index_create(set.meshmetrics);
-    double memo_rate = engine_rate(&cfg, &set, body, len, secs, &sink);
+    double memo_rate = engine_rate(&cfg, memo_view, body, len, secs, &sink);
+    struct view_counts vc;
+    view_counts(plain, &vc);
 
     printf("pod: %zu bytes, %zu policies loaded, %zu matched, patch of %zu operations\n", len,
-           json_array_size(set.meshmetrics), policies, patch_ops);
+           vc.meshmetrics, policies, patch_ops);
     printf("%-40s %10.0f pods/s  %8.1f us/pod\n", "bare jansson parse+dump", bare_rate,
            1e6 / bare_rate);
     printf("%-40s %10.0f pods/s  %8.1f us/pod\n", "engine, no memo (every pod merges)",
@@ -208,7 +220,8 @@ int main(int argc, char **argv)
            memo_rate, 1e6 / memo_rate);
     printf("cost ratio engine/bare: %.2fx without memo, %.2fx with memo (target <= 3.00x)\n",
            bare_rate / eng_rate, bare_rate / memo_rate);
-    policy_set_cleanup(&set);
+    view_unref(plain);
+    view_unref(memo_view);
     free(body);
     return sink == 0;
 }

@@ -23,6 +23,7 @@ struct serve_config {
     char *tls_key_file;
     char *policies_dir;
     char *system_namespace;
+    char *zone;
     char *default_tls_secret;
     char *metrics_cert_dir;
     bool prometheus_annotations;
@@ -55,6 +56,10 @@ static const struct config_option serve_options[] = {
     {"system-namespace", 0, "MM_SYSTEM_NAMESPACE", CONFIG_STRING, "kuma-system",
      "Kuma's system namespace (mesh-wide policies live there)",
      offsetof(struct serve_config, system_namespace), 0, 0},
+    {"zone", 0, "MM_ZONE", CONFIG_STRING, "default",
+     "the Kuma zone this cluster is (Kuma's default zone name is \"default\"); inbounds and "
+     "Dataplane labels carry it as a zone control plane adds them",
+     offsetof(struct serve_config, zone), 0, 0},
     {"default-tls-secret", 0, "MM_DEFAULT_TLS_SECRET", CONFIG_STRING, "meshmetric-tls",
      "Secret with tls.crt/tls.key mounted for ProvidedTLS when a pod names none",
      offsetof(struct serve_config, default_tls_secret), 0, 0},
@@ -140,7 +145,6 @@ int cli_serve(int argc, char **argv)
 
     struct engine_config ec;
     engine_config_init(&ec);
-    ec.system_namespace = cfg.system_namespace;
     if (cfg.default_tls_secret && *cfg.default_tls_secret)
         ec.patch.default_tls_secret = cfg.default_tls_secret;
     if (cfg.metrics_cert_dir && *cfg.metrics_cert_dir)
@@ -154,7 +158,8 @@ int cli_serve(int argc, char **argv)
                mm_error_str(&err, buf, sizeof buf), NULL);
     cert_store_watch_start(certs, interval);
 
-    pd = policydir_create(cfg.policies_dir, cfg.system_namespace);
+    struct view_options vo = {.system_namespace = cfg.system_namespace, .zone = cfg.zone};
+    pd = policydir_create(cfg.policies_dir, &vo);
     if (policydir_reload(pd, true, &err))
         log_kv(LOG_ERROR, "policies not loaded; not ready until they load", "dir", cfg.policies_dir,
                "error", mm_error_str(&err, buf, sizeof buf), NULL);
@@ -163,6 +168,7 @@ int cli_serve(int argc, char **argv)
     struct webhook_config wc = {
         .addr = cfg.webhook_addr,
         .engine = &ec,
+        .system_namespace = cfg.system_namespace,
         .source = policydir_source(pd),
         .certs = certs,
         .thread_pool = (unsigned)cfg.thread_pool,

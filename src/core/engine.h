@@ -1,33 +1,40 @@
 /*
  * The whole pipeline for one object: pod (or workload pod template) ->
- * dataplane -> matched, merged config -> JSON Patch. The webhook and the
- * CLI both call this, so offline results equal admission results.
+ * dataplane view -> matched, merged config -> JSON Patch. The webhook and
+ * the CLI both call this with a policy view, so offline results equal
+ * admission results.
  */
 #ifndef MM_CORE_ENGINE_H
 #define MM_CORE_ENGINE_H
 
 #include <jansson.h>
+#include <stdbool.h>
 
-#include "core/inputs.h"
+#include "core/dataplane.h"
 #include "core/match.h"
 #include "core/podpatch.h"
 #include "core/violations.h"
 #include "util/error.h"
 
+struct policy_view;
+
 struct engine_config {
-    const char *system_namespace;   /* "kuma-system" */
     struct podpatch_options patch;
 };
 
 void engine_config_init(struct engine_config *cfg); /* defaults */
 
 struct engine_result {
-    const char *kind;     /* "Pod", "Deployment", ... (static string) */
-    const char *base;     /* JSON Pointer of the pod template in the object (static string) */
+    const char *kind;  /* "Pod", "Deployment", ... (static string) */
+    const char *base;  /* JSON Pointer of the pod template in the object (static string) */
+    char *object_name; /* metadata.name of the object, else its generateName, else "" */
+    bool generated_name; /* object_name is a generateName prefix */
+    bool has_sidecar;  /* the pod (template) has a kuma-sidecar container */
+    char *secret;      /* the Secret a ProvidedTLS backend needs mounted, or NULL */
     struct dataplane dp;
     struct match_result match;
-    json_t *patch;        /* JSON Patch array against the object as given */
-    struct violations warnings; /* match warnings + patch warnings */
+    json_t *patch;     /* JSON Patch array against the object as given */
+    struct violations warnings; /* dataplane + match + patch warnings, for the admission response */
 };
 
 void engine_result_init(struct engine_result *r);
@@ -35,19 +42,25 @@ void engine_result_cleanup(struct engine_result *r);
 
 /*
  * Evaluate obj: a Pod, or a Deployment/StatefulSet/DaemonSet/ReplicaSet/Job
- * (pod template at /spec/template) or CronJob (/spec/jobTemplate/spec/template).
- * namespace overrides metadata.namespace when non-NULL and non-empty; when both
- * are absent, "default". Returns MM_ERR_TYPE for other kinds or a missing
- * template.
+ * (pod template at /spec/template) or CronJob (/spec/jobTemplate/spec/template)
+ * against view (the system namespace and zone are the view's). namespace
+ * overrides metadata.namespace when non-NULL and non-empty; when both are
+ * absent, "default". Returns MM_ERR_TYPE for other kinds or a missing template.
  */
-enum mm_status engine_evaluate(const struct engine_config *cfg, const struct policy_set *set,
+enum mm_status engine_evaluate(const struct engine_config *cfg, const struct policy_view *view,
                                const json_t *obj, const char *namespace,
                                struct engine_result *out, struct mm_error *err) MM_WUR;
 
+/* True for the kinds engine_evaluate takes. */
+bool engine_kind_supported(const char *kind);
+
 /*
- * The explain document: {mesh, mode, policies, effective, origins, warnings,
- * patch, dataplane: {name, namespace, labels, inbounds}}. New reference.
+ * The explain document: {kind, name, namespace, mesh, mode, policies,
+ * effective, origins, warnings, patch, secret, reasons, dataplane: {name,
+ * namespace, workload, proxyType, labels, inbounds}} and, with all, the
+ * mesh's policies that did not select the pod ("unselected"). New reference.
  */
-json_t *engine_explain_json(const struct engine_result *r);
+json_t *engine_explain_json(const struct engine_result *r, const struct policy_view *view,
+                            const struct engine_config *cfg, bool all);
 
 #endif

@@ -105,7 +105,7 @@ void admit_mutate(const struct admit_env *env, const char *body, size_t len,
     struct admission_request req;
     struct mm_error err;
     struct engine_result res;
-    struct policy_snapshot *snap = NULL;
+    struct policy_view *snap = NULL;
     char buf[1100];
 
     admit_reply_init(out);
@@ -122,7 +122,7 @@ void admit_mutate(const struct admit_env *env, const char *body, size_t len,
                 webmetrics_patch(env->metrics);
             if (env->metrics && n_warnings)
                 webmetrics_warnings(env->metrics, WEBHOOK_EP_MUTATE, n_warnings);
-            policy_snapshot_unref(snap);
+            view_unref(snap);
             engine_result_cleanup(&res);
             return;
         }
@@ -160,8 +160,7 @@ void admit_mutate(const struct admit_env *env, const char *body, size_t len,
     }
     if (!snap)
         snap = env->source.acquire(env->source.ctx);
-    st = engine_evaluate(env->engine, policy_snapshot_set(snap), req.object, req.namespace, &res,
-                         &err);
+    st = engine_evaluate(env->engine, snap, req.object, req.namespace, &res, &err);
     if (st) {
         char *w = xasprintf("meshmetric: %s; pod admitted without the metrics patch",
                             mm_error_str(&err, buf, sizeof buf));
@@ -192,7 +191,7 @@ void admit_mutate(const struct admit_env *env, const char *body, size_t len,
     if (replayable)
         replay_put(env->replay, snap, body, len, uid_off, uid_len, out, res.warnings.len);
 cleanup:
-    policy_snapshot_unref(snap);
+    view_unref(snap);
     engine_result_cleanup(&res);
     admission_request_cleanup(&req);
 }
@@ -245,7 +244,7 @@ void admit_validate(const struct admit_env *env, const char *body, size_t len,
         goto cleanup;
     }
     copy = json_deep_copy(req.object); /* validation may normalise fields in place */
-    bool valid = is_mm ? meshmetric_validate(copy, env->engine->system_namespace, &errs, &warns)
+    bool valid = is_mm ? meshmetric_validate(copy, env->system_namespace, &errs, &warns)
                        : mesh_validate(copy, &errs, &warns);
     resp.warnings = &warns;
     if (!valid || !violations_empty(&errs)) {

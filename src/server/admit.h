@@ -11,13 +11,15 @@
 #include <stddef.h>
 
 #include "core/engine.h"
-#include "core/inputs.h"
+#include "core/source.h"
+#include "core/view.h"
 #include "server/webmetrics.h"
 
 struct replay;
 
 struct admit_env {
-    const struct engine_config *engine; /* system_namespace and patch options */
+    const struct engine_config *engine; /* patch options */
+    const char *system_namespace;       /* decides the targetRef kinds /validate allows */
     struct policy_source source;
     struct webmetrics *metrics; /* may be NULL */
     struct replay *replay;      /* answers of repeated pods (server/replay.h); may be NULL */

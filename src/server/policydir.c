@@ -1,4 +1,4 @@
-/* Directory-backed policy source with mtime polling and atomic snapshot swaps. */
+/* Directory-backed policy source with mtime polling and atomic view swaps. */
 #include "server/policydir.h"
 #include "server/poller.h"
 
@@ -16,6 +16,7 @@
 #include "core/meshmetric.h"
 #include "util/fileio.h"
 #include "util/log.h"
+#include "util/published.h"
 #include "util/strbuf.h"
 #include "util/xalloc.h"
 #include "util/yamljson.h"
@@ -29,41 +30,47 @@ static void watch_failed(void *ctx, const char *error);
 struct policydir {
     char *dir; /* NULL: empty source */
     char *system_namespace;
+    char *zone;
 
-    pthread_mutex_t lock; /* guards current */
-    struct policy_snapshot *current;
+    struct published current; /* struct policy_view */
     atomic_bool ready;
+    uint64_t generation; /* of the last view built (under reload_lock) */
 
     pthread_mutex_t reload_lock; /* serialises reloads; guards fingerprint */
     char *fingerprint;           /* stat facts of the last attempt */
 
     atomic_ullong reloads_ok;
     atomic_ullong reloads_failed;
+    atomic_llong last_ok; /* unix time of the last successful load */
 
     struct poller watcher;
 };
 
-static struct policy_snapshot *empty_snapshot(void)
+static void *ref_view(void *v)
 {
-    struct policy_set set;
-    policy_set_init(&set);
-    struct policy_snapshot *snap = policy_snapshot_create(&set);
-    policy_set_cleanup(&set);
-    return snap;
+    return view_ref(v);
 }
 
-struct policydir *policydir_create(const char *dir, const char *system_namespace)
+static void unref_view(void *v)
+{
+    view_unref(v);
+}
+
+struct policydir *policydir_create(const char *dir, const struct view_options *opt)
 {
     struct policydir *pd = xcalloc(1, sizeof *pd);
     pd->dir = dir && *dir ? xstrdup(dir) : NULL;
-    pd->system_namespace = xstrdup(system_namespace ? system_namespace : "kuma-system");
-    pthread_mutex_init(&pd->lock, NULL);
+    pd->system_namespace =
+        xstrdup(opt && opt->system_namespace ? opt->system_namespace : "kuma-system");
+    pd->zone = xstrdup(opt && opt->zone ? opt->zone : "default");
     pthread_mutex_init(&pd->reload_lock, NULL);
     poller_init(&pd->watcher, watch_tick, watch_failed, pd);
-    pd->current = empty_snapshot();
+    struct view_options vo = {.system_namespace = pd->system_namespace, .zone = pd->zone};
+    published_init(&pd->current, view_empty(&vo), 0, ref_view, unref_view);
     atomic_init(&pd->ready, pd->dir == NULL);
     atomic_init(&pd->reloads_ok, 0);
     atomic_init(&pd->reloads_failed, 0);
+    atomic_init(&pd->last_ok, 0);
     return pd;
 }
 
@@ -72,13 +79,13 @@ void policydir_free(struct policydir *pd)
     if (!pd)
         return;
     policydir_watch_stop(pd);
-    policy_snapshot_unref(pd->current);
-    pthread_mutex_destroy(&pd->lock);
+    published_cleanup(&pd->current);
     pthread_mutex_destroy(&pd->reload_lock);
     poller_cleanup(&pd->watcher);
     free(pd->fingerprint);
     free(pd->dir);
     free(pd->system_namespace);
+    free(pd->zone);
     free(pd);
 }
 
@@ -165,40 +172,9 @@ cleanup:
     return st;
 }
 
-/* Log (do not reject) a MeshMetric or Mesh the API server's webhook would have denied. */
-static void warn_if_invalid(const json_t *doc, const char *file, size_t index,
-                            const char *system_namespace)
-{
-    const char *kind = json_string_value(json_object_get(doc, "kind"));
-    if (!kind || (strcmp(kind, "MeshMetric") && strcmp(kind, "Mesh")))
-        return;
-    struct violations errs, warns;
-    violations_init(&errs);
-    violations_init(&warns);
-    json_t *copy = json_deep_copy(doc);
-    if (!strcmp(kind, "MeshMetric"))
-        (void)meshmetric_validate(copy, system_namespace, &errs, &warns);
-    else
-        (void)mesh_validate(copy, &errs, &warns);
-    if (!violations_empty(&errs)) {
-        char *msg = violations_join(&errs);
-        char idx[32];
-        snprintf(idx, sizeof idx, "%zu", index);
-        const char *name =
-            json_string_value(json_object_get(json_object_get(doc, "metadata"), "name"));
-        log_kv(LOG_WARN, "policy file holds an invalid resource (loaded anyway)", "file", file,
-               "document", idx, "kind", kind, "name", name ? name : "", "error", msg, NULL);
-        free(msg);
-    }
-    json_decref(copy);
-    violations_cleanup(&errs);
-    violations_cleanup(&warns);
-}
-
-/* Load every file into set. On error err says "file: document N: ..." */
-static enum mm_status load_all(const char *dir, char **names, size_t n,
-                               const char *system_namespace, struct policy_set *set, size_t *n_docs,
-                               struct mm_error *err)
+/* Load every file into b. On error err says "file: document N: ..." */
+static enum mm_status load_all(const char *dir, char **names, size_t n, struct view_builder *b,
+                               size_t *n_docs, struct mm_error *err)
 {
     enum mm_status st = MM_OK;
     *n_docs = 0;
@@ -219,9 +195,7 @@ static enum mm_status load_all(const char *dir, char **names, size_t n,
             json_array_foreach(docs, k, doc)
             {
                 bool ignored = false;
-                if (json_is_object(doc))
-                    warn_if_invalid(doc, names[i], k + 1, system_namespace);
-                if ((st = policy_set_add(set, json_incref(doc), &ignored, &e))) {
+                if ((st = view_builder_add(b, doc, &ignored, &e))) {
                     char buf[1100];
                     mm_error_set(err, st, names[i], "document %zu: %s", k + 1,
                                  mm_error_str(&e, buf, sizeof buf));
@@ -244,15 +218,31 @@ static enum mm_status load_all(const char *dir, char **names, size_t n,
     return st;
 }
 
+/* Log the policies left out of fresh that old did not leave out the same way ("logged once"). */
+static void log_new_rejections(const struct policydir *pd, const struct policy_view *old,
+                               const struct policy_view *fresh)
+{
+    const struct view_rejection *now = NULL, *before = NULL;
+    size_t n_now = view_rejections(fresh, &now), n_before = old ? view_rejections(old, &before) : 0;
+    for (size_t i = 0; i < n_now; i++) {
+        bool seen = false;
+        for (size_t k = 0; k < n_before && !seen; k++)
+            seen = !strcmp(now[i].id, before[k].id) && !strcmp(now[i].errors, before[k].errors) &&
+                   !strcmp(now[i].kind, before[k].kind);
+        if (!seen)
+            log_kv(LOG_WARN, "invalid policy left out: Kuma would reject it", "dir", pd->dir,
+                   "kind", now[i].kind, "policy", now[i].id, "error", now[i].errors, NULL);
+    }
+}
+
 enum mm_status policydir_reload(struct policydir *pd, bool force, struct mm_error *err)
 {
     enum mm_status st = MM_OK;
     char **names = NULL;
     size_t n = 0, n_docs = 0;
     char *fp = NULL;
-    struct policy_set set;
+    struct view_builder *b = NULL;
 
-    policy_set_init(&set);
     mm_error_clear(err);
     if (!pd->dir)
         goto cleanup;
@@ -266,33 +256,40 @@ enum mm_status policydir_reload(struct policydir *pd, bool force, struct mm_erro
         st = atomic_load(&pd->ready)
                  ? MM_OK
                  : mm_error_set(err, MM_ERR_INVALID, pd->dir,
-                                "no good policy snapshot yet (files unchanged)");
+                                "no good set of policies yet (files unchanged)");
         goto unlock;
     }
     free(pd->fingerprint);
     pd->fingerprint = fp;
     fp = NULL;
-    if ((st = load_all(pd->dir, names, n, pd->system_namespace, &set, &n_docs, err)))
+    struct view_options vo = {.system_namespace = pd->system_namespace, .zone = pd->zone};
+    b = view_builder_create(&vo);
+    if ((st = load_all(pd->dir, names, n, b, &n_docs, err)))
         goto failed;
 
-    size_t mm = json_array_size(set.meshmetrics), meshes = json_array_size(set.meshes),
-           nss = json_array_size(set.namespaces), svcs = json_array_size(set.services);
-    struct policy_snapshot *fresh = policy_snapshot_create(&set);
-    pthread_mutex_lock(&pd->lock);
-    struct policy_snapshot *old = pd->current;
-    pd->current = fresh;
-    pthread_mutex_unlock(&pd->lock);
-    policy_snapshot_unref(old); /* requests that hold it keep their own reference */
+    struct policy_view *fresh = view_builder_finish(b, ++pd->generation);
+    b = NULL;
+    struct policy_view *old = published_get(&pd->current, NULL);
+    log_new_rejections(pd, old, fresh);
+    view_unref(old);
+    struct view_counts c;
+    view_counts(fresh, &c);
+    published_set(&pd->current, fresh, pd->generation); /* readers keep the old one they hold */
     atomic_store(&pd->ready, true);
     atomic_fetch_add(&pd->reloads_ok, 1);
-    char files[24], a[24], b[24], c[24], d[24];
+    atomic_store(&pd->last_ok, (long long)time(NULL));
+    char files[24], mm[24], meshes[24], nss[24], svcs[24], owners[24], rej[24], gen[24];
     snprintf(files, sizeof files, "%zu", n);
-    snprintf(a, sizeof a, "%zu", mm);
-    snprintf(b, sizeof b, "%zu", meshes);
-    snprintf(c, sizeof c, "%zu", nss);
-    snprintf(d, sizeof d, "%zu", svcs);
-    log_kv(LOG_INFO, "policies loaded", "dir", pd->dir, "files", files, "meshmetrics", a, "meshes",
-           b, "namespaces", c, "services", d, NULL);
+    snprintf(mm, sizeof mm, "%zu", c.meshmetrics);
+    snprintf(meshes, sizeof meshes, "%zu", c.meshes);
+    snprintf(nss, sizeof nss, "%zu", c.namespaces);
+    snprintf(svcs, sizeof svcs, "%zu", c.services);
+    snprintf(owners, sizeof owners, "%zu", c.owners);
+    snprintf(rej, sizeof rej, "%zu", c.rejected);
+    snprintf(gen, sizeof gen, "%llu", (unsigned long long)pd->generation);
+    log_kv(LOG_INFO, "policies loaded", "dir", pd->dir, "files", files, "generation", gen,
+           "meshmetrics", mm, "meshes", meshes, "namespaces", nss, "services", svcs, "owners",
+           owners, "invalid_left_out", rej, NULL);
     goto unlock;
 failed:
     atomic_fetch_add(&pd->reloads_failed, 1);
@@ -303,7 +300,7 @@ cleanup:
         free(names[i]);
     free(names);
     free(fp);
-    policy_set_cleanup(&set);
+    view_builder_free(b);
     return st;
 }
 
@@ -332,13 +329,10 @@ void policydir_watch_stop(struct policydir *pd)
     poller_stop(&pd->watcher);
 }
 
-static struct policy_snapshot *source_acquire(void *ctx)
+static struct policy_view *source_acquire(void *ctx)
 {
     struct policydir *pd = ctx;
-    pthread_mutex_lock(&pd->lock);
-    struct policy_snapshot *snap = policy_snapshot_ref(pd->current);
-    pthread_mutex_unlock(&pd->lock);
-    return snap;
+    return published_get(&pd->current, NULL);
 }
 
 static bool source_ready(void *ctx)
@@ -347,14 +341,24 @@ static bool source_ready(void *ctx)
     return atomic_load(&pd->ready);
 }
 
-struct policy_source policydir_source(struct policydir *pd)
+static struct policy_view *source_wait(void *ctx, uint64_t generation, unsigned timeout_ms)
 {
-    return (struct policy_source){.acquire = source_acquire, .ready = source_ready, .ctx = pd};
+    struct policydir *pd = ctx;
+    return published_wait(&pd->current, generation, timeout_ms, NULL);
 }
 
-void policydir_reload_counts(const struct policydir *cpd, uint64_t *ok, uint64_t *failed)
+struct policy_source policydir_source(struct policydir *pd)
+{
+    return (struct policy_source){
+        .acquire = source_acquire, .ready = source_ready, .wait_newer = source_wait, .ctx = pd};
+}
+
+void policydir_reload_counts(const struct policydir *cpd, uint64_t *ok, uint64_t *failed,
+                             int64_t *last_ok)
 {
     struct policydir *pd = (struct policydir *)(uintptr_t)cpd;
     *ok = atomic_load(&pd->reloads_ok);
     *failed = atomic_load(&pd->reloads_failed);
+    if (last_ok)
+        *last_ok = (int64_t)atomic_load(&pd->last_ok);
 }

@@ -6,8 +6,8 @@
  *
  * A watcher thread polls the files' stat() facts every interval and reloads
  * the whole directory when anything changed. A reload that fails (unreadable
- * file, YAML error, a document policy_set_add rejects) keeps the last good
- * snapshot and logs the file and document. Snapshots are swapped atomically
+ * file, YAML error, a document view_builder_add rejects) keeps the last good
+ * view and logs the file and document. Views are swapped atomically
  * and reference-counted, so a request keeps the one it acquired.
  */
 #ifndef MM_SERVER_POLICYDIR_H
@@ -16,25 +16,28 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "core/inputs.h"
+#include "core/source.h"
+#include "core/view.h"
 #include "util/error.h"
 
 struct policydir;
 
 /*
  * dir is copied; NULL or "" makes a source that is always ready and empty.
- * system_namespace (copied) is used to validate the MeshMetrics it loads
- * (invalid ones are loaded but logged). Never NULL; nothing is read yet.
+ * opt (copied; may be NULL) gives the system namespace and zone the views are
+ * built with. Policies Kuma would reject are left out of the view, logged
+ * once (when they first appear or change) and listed by view_rejections().
+ * Never NULL; nothing is read yet.
  */
-struct policydir *policydir_create(const char *dir, const char *system_namespace);
+struct policydir *policydir_create(const char *dir, const struct view_options *opt);
 
 /* Stop the watcher and free. Snapshots still held by callers stay valid. NULL is a no-op. */
 void policydir_free(struct policydir *pd);
 
 /*
  * Reload when anything changed since the last attempt (force: always).
- * MM_OK when the current snapshot is up to date; otherwise the last good
- * snapshot stays and err names the file and document ("a.yaml: document 2:
+ * MM_OK when the current view is up to date; otherwise the last good
+ * view stays and err names the file and document ("a.yaml: document 2:
  * kind: missing or not a string").
  */
 enum mm_status policydir_reload(struct policydir *pd, bool force, struct mm_error *err) MM_WUR;
@@ -46,7 +49,8 @@ void policydir_watch_stop(struct policydir *pd);
 /* The policy_source view (ctx = pd); valid while pd lives. */
 struct policy_source policydir_source(struct policydir *pd);
 
-/* Reloads that succeeded / failed so far. */
-void policydir_reload_counts(const struct policydir *pd, uint64_t *ok, uint64_t *failed);
+/* Reloads that succeeded / failed so far, and the unix time of the last success (0: none; may be NULL). */
+void policydir_reload_counts(const struct policydir *pd, uint64_t *ok, uint64_t *failed,
+                             int64_t *last_ok);
 
 #endif

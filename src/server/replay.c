@@ -24,7 +24,7 @@ struct replay {
     size_t n;
     size_t max_body;
     struct entry **slots;
-    struct policy_snapshot *snap; /* the snapshot the entries belong to (a reference) */
+    struct policy_view *snap; /* the snapshot the entries belong to (a reference) */
 };
 
 static uint64_t hash_parts(const char *a, size_t alen, const char *b, size_t blen)
@@ -70,7 +70,7 @@ void replay_free(struct replay *r)
     if (!r)
         return;
     flush(r);
-    policy_snapshot_unref(r->snap);
+    view_unref(r->snap);
     free(r->slots);
     pthread_mutex_destroy(&r->lock);
     free(r);
@@ -84,7 +84,7 @@ static bool same_key(const struct entry *e, uint64_t h, const char *body, size_t
            !memcmp(e->key, body, uid_off) && !memcmp(e->key + uid_off, body + uid_off + uid_len, tail);
 }
 
-bool replay_get(struct replay *r, const struct policy_snapshot *snap, const char *body,
+bool replay_get(struct replay *r, const struct policy_view *snap, const char *body,
                 size_t len, size_t uid_off, size_t uid_len, struct admit_reply *out,
                 size_t *n_warnings)
 {
@@ -111,7 +111,7 @@ bool replay_get(struct replay *r, const struct policy_snapshot *snap, const char
     return hit;
 }
 
-void replay_put(struct replay *r, struct policy_snapshot *snap, const char *body, size_t len,
+void replay_put(struct replay *r, struct policy_view *snap, const char *body, size_t len,
                 size_t uid_off, size_t uid_len, const struct admit_reply *reply,
                 size_t n_warnings)
 {
@@ -135,8 +135,8 @@ void replay_put(struct replay *r, struct policy_snapshot *snap, const char *body
     pthread_mutex_lock(&r->lock);
     if (r->snap != snap) { /* policies changed: everything cached is stale */
         flush(r);
-        policy_snapshot_unref(r->snap);
-        r->snap = policy_snapshot_ref(snap);
+        view_unref(r->snap);
+        r->snap = view_ref(snap);
     }
     struct entry **slot = &r->slots[e->hash % r->n];
     entry_free(*slot);

@@ -15,7 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core/inputs.h"
+#include "core/source.h"
+#include "core/view.h"
 #include "server/admit.h"
 
 struct replay;
@@ -30,7 +31,7 @@ void replay_free(struct replay *r); /* NULL is a no-op */
  * On a hit fills out (body, status 200, log fields, patched, dry_run) and
  * returns true; *n_warnings gets the answer's warning count.
  */
-bool replay_get(struct replay *r, const struct policy_snapshot *snap, const char *body,
+bool replay_get(struct replay *r, const struct policy_view *snap, const char *body,
                 size_t len, size_t uid_off, size_t uid_len, struct admit_reply *out,
                 size_t *n_warnings);
 
@@ -39,7 +40,7 @@ bool replay_get(struct replay *r, const struct policy_snapshot *snap, const char
  * and the uid equal to the body's token) for body under snap. Answers of
  * any other shape are not kept.
  */
-void replay_put(struct replay *r, struct policy_snapshot *snap, const char *body, size_t len,
+void replay_put(struct replay *r, struct policy_view *snap, const char *body, size_t len,
                 size_t uid_off, size_t uid_len, const struct admit_reply *reply,
                 size_t n_warnings);
 

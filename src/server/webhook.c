@@ -148,24 +148,56 @@ static enum MHD_Result serve_get(struct webhook_server *s, struct MHD_Connection
         bool certs = cert_store_ready(s->cfg.certs);
         bool policies = s->cfg.source.ready(s->cfg.source.ctx);
         bool stopping = atomic_load(&s->shutting_down);
-        if (certs && policies && !stopping)
-            return respond(s, conn, r, 200, xstrdup("ok\n"), "text/plain; charset=utf-8", NULL);
-        char *msg =
-            xasprintf("not ready:%s%s%s\n", certs ? "" : " no serving certificate",
-                      policies ? "" : " policies not loaded", stopping ? " shutting down" : "");
-        return respond(s, conn, r, 503, msg, "text/plain; charset=utf-8", NULL);
+        bool ok = certs && policies && !stopping;
+        if (!MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "verbose")) {
+            if (ok)
+                return respond(s, conn, r, 200, xstrdup("ok\n"), "text/plain; charset=utf-8",
+                               NULL);
+            char *msg = xasprintf("not ready:%s%s%s\n", certs ? "" : " no serving certificate",
+                                  policies ? "" : " policies not loaded",
+                                  stopping ? " shutting down" : "");
+            return respond(s, conn, r, 503, msg, "text/plain; charset=utf-8", NULL);
+        }
+        /* Kubernetes' verbose health format: one [+]/[-] line per check. */
+        struct strbuf out;
+        strbuf_init(&out, 1u << 20);
+        struct policy_view *view = s->cfg.source.acquire(s->cfg.source.ctx);
+        const struct view_rejection *rej = NULL;
+        size_t n_rej = view_rejections(view, &rej);
+        bool fits = strbuf_printf(&out, "[%c]certificate %s\n", certs ? '+' : '-',
+                                  certs ? "ok" : "failed: no serving certificate loaded") &&
+                    strbuf_printf(&out, "[%c]policies %s (generation %llu)\n",
+                                  policies ? '+' : '-', policies ? "ok" : "failed: not loaded",
+                                  (unsigned long long)view_generation(view)) &&
+                    strbuf_printf(&out, "[%c]shutdown %s\n", stopping ? '-' : '+',
+                                  stopping ? "failed: shutting down" : "ok") &&
+                    strbuf_printf(&out, "[+]invalid-policies ok: %zu left out%s\n", n_rej,
+                                  n_rej ? " (Kuma would reject them; the others apply)" : "");
+        for (size_t i = 0; fits && i < n_rej; i++)
+            fits = strbuf_printf(&out, "    %s %s: %s\n", rej[i].kind, rej[i].id, rej[i].errors);
+        view_unref(view);
+        fits = fits && strbuf_printf(&out, "readyz check %s\n", ok ? "passed" : "failed");
+        if (!fits) { /* cut at the cap: the checks are listed first */
+            const char cut[] = "\n(output truncated)\n";
+            if (out.len + sizeof cut < out.limit && !strbuf_puts(&out, cut))
+                out.len = out.len; /* cannot fail: checked above */
+        }
+        return respond(s, conn, r, ok ? 200 : 503, strbuf_steal(&out),
+                       "text/plain; charset=utf-8", NULL);
     }
     struct webmetrics_gauges g;
     memset(&g, 0, sizeof g);
     g.cert_not_after = cert_store_not_after(s->cfg.certs);
     cert_store_reload_counts(s->cfg.certs, &g.cert_reloads_ok, &g.cert_reloads_failed);
-    struct policy_snapshot *snap = s->cfg.source.acquire(s->cfg.source.ctx);
-    const struct policy_set *set = policy_snapshot_set(snap);
-    g.policies_meshmetric = (long)json_array_size(set->meshmetrics);
-    g.policies_mesh = (long)json_array_size(set->meshes);
-    g.namespaces = (long)json_array_size(set->namespaces);
-    g.services = (long)json_array_size(set->services);
-    policy_snapshot_unref(snap);
+    struct policy_view *view = s->cfg.source.acquire(s->cfg.source.ctx);
+    struct view_counts vc;
+    view_counts(view, &vc);
+    g.policies_meshmetric = (long)vc.meshmetrics;
+    g.policies_mesh = (long)vc.meshes;
+    g.namespaces = (long)vc.namespaces;
+    g.services = (long)vc.services;
+    g.policies_rejected = (long)vc.rejected;
+    view_unref(view);
     g.ready = get_ready(s);
     g.connections = atomic_load(&s->connections);
     g.in_flight = atomic_load(&s->in_flight);
@@ -382,6 +414,7 @@ struct webhook_server *webhook_server_create(const struct webhook_config *cfg)
     atomic_init(&s->connections, 0);
     webmetrics_init(&s->metrics);
     s->env.engine = cfg->engine;
+    s->env.system_namespace = cfg->system_namespace ? cfg->system_namespace : "kuma-system";
     s->env.source = cfg->source;
     s->env.metrics = &s->metrics;
     /* Answers of repeated pods: 256 entries of at most 64 KiB bodies (<= 16 MiB). */

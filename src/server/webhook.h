@@ -17,7 +17,8 @@
 #include <stdint.h>
 
 #include "core/engine.h"
-#include "core/inputs.h"
+#include "core/source.h"
+#include "core/view.h"
 #include "server/certstore.h"
 #include "util/error.h"
 
@@ -26,6 +27,7 @@
 struct webhook_config {
     const char *addr;                   /* ":9443", "127.0.0.1:9443", "[::1]:9443"; port 0 = any */
     const struct engine_config *engine; /* borrowed; must outlive the server */
+    const char *system_namespace;       /* borrowed; "kuma-system" when NULL */
     struct policy_source source;
     struct cert_store *certs;  /* borrowed; the server installs it for GnuTLS */
     unsigned thread_pool;      /* 0: a thread per connection; N: an epoll pool of N threads */

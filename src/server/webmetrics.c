@@ -168,13 +168,18 @@ bool webmetrics_render(const struct webmetrics *m, const struct webmetrics_gauge
         ok = ok &&
              strbuf_printf(out,
                            "# HELP meshmetric_webhook_policy_objects Objects in the policy "
-                           "snapshot in use, by kind.\n"
+                           "view in use, by kind.\n"
                            "# TYPE meshmetric_webhook_policy_objects gauge\n"
                            "meshmetric_webhook_policy_objects{kind=\"MeshMetric\"} %ld\n"
                            "meshmetric_webhook_policy_objects{kind=\"Mesh\"} %ld\n"
                            "meshmetric_webhook_policy_objects{kind=\"Namespace\"} %ld\n"
-                           "meshmetric_webhook_policy_objects{kind=\"Service\"} %ld\n",
-                           g->policies_meshmetric, g->policies_mesh, g->namespaces, g->services);
+                           "meshmetric_webhook_policy_objects{kind=\"Service\"} %ld\n"
+                           "# HELP meshmetric_policy_invalid Policies left out because Kuma "
+                           "would reject them (see /readyz?verbose).\n"
+                           "# TYPE meshmetric_policy_invalid gauge\n"
+                           "meshmetric_policy_invalid %ld\n",
+                           g->policies_meshmetric, g->policies_mesh, g->namespaces, g->services,
+                           g->policies_rejected);
     ok = ok && strbuf_printf(out,
                              "# HELP meshmetric_webhook_ready 1 when certificates and policies "
                              "are loaded.\n"

@@ -43,6 +43,7 @@ struct webmetrics_gauges {
     int64_t cert_not_after; /* unix seconds, 0 = none loaded */
     uint64_t cert_reloads_ok, cert_reloads_failed;
     long policies_meshmetric, policies_mesh, namespaces, services; /* -1 = unknown */
+    long policies_rejected; /* invalid policies left out of the view */
     bool ready;
     unsigned connections;
     unsigned in_flight;

@@ -27,12 +27,19 @@
 
 /* ---------------------------------------------------------------- a fixed policy source */
 
-static struct policy_snapshot *g_snap;
+static struct policy_view *g_snap;
 
-static struct policy_snapshot *fixed_acquire(void *ctx)
+static struct policy_view *fixed_acquire(void *ctx)
 {
     (void)ctx;
-    return policy_snapshot_ref(g_snap);
+    return view_ref(g_snap);
+}
+
+static struct policy_view *fixed_wait(void *ctx, uint64_t generation, unsigned timeout_ms)
+{
+    (void)generation;
+    (void)timeout_ms;
+    return fixed_acquire(ctx);
 }
 
 static bool fixed_ready(void *ctx)
@@ -57,13 +64,14 @@ static struct webmetrics g_metrics;
 static int setup(void **state)
 {
     (void)state;
-    struct policy_set set;
-    policy_set_init(&set);
+    struct view_builder *b = view_builder_create(NULL);
     struct mm_error err;
-    if (policy_set_add(&set, json_loads(POLICY, 0, NULL), NULL, &err))
+    json_t *policy = json_loads(POLICY, 0, NULL);
+    enum mm_status st = view_builder_add(b, policy, NULL, &err);
+    json_decref(policy);
+    if (st)
         return -1;
-    g_snap = policy_snapshot_create(&set);
-    policy_set_cleanup(&set);
+    g_snap = view_builder_finish(b, 1);
     engine_config_init(&g_engine);
     webmetrics_init(&g_metrics);
     return 0;
@@ -72,13 +80,17 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    policy_snapshot_unref(g_snap);
+    view_unref(g_snap);
     return 0;
 }
 
 static struct admit_env env(void)
 {
-    struct admit_env e = {&g_engine, {fixed_acquire, fixed_ready, NULL}, &g_metrics, NULL};
+    struct admit_env e = {.engine = &g_engine,
+                          .system_namespace = "kuma-system",
+                          .source = {fixed_acquire, fixed_ready, fixed_wait, NULL},
+                          .metrics = &g_metrics,
+                          .replay = NULL};
     return e;
 }
 
@@ -159,11 +171,8 @@ static void test_mutate_replay(void **state)
     assert_true(json_equal(j1, j2)); /* identical but for the uid */
 
     /* New policies (a new snapshot): the old answer is not replayed. */
-    struct policy_snapshot *old = g_snap;
-    struct policy_set set;
-    policy_set_init(&set);
-    g_snap = policy_snapshot_create(&set); /* no policies: no patch */
-    policy_set_cleanup(&set);
+    struct policy_view *old = g_snap;
+    g_snap = view_empty(NULL); /* no policies: no patch */
     char *b3 = review("33333333-cccc", "CREATE", "Pod", POD, false);
     admit_mutate(&e, b3, strlen(b3), &other);
     assert_int_equal(other.status, 200);
@@ -171,7 +180,7 @@ static void test_mutate_replay(void **state)
     json_t *j3 = reply_json(&other);
     assert_null(resp_str(j3, "patch"));
     assert_string_equal(resp_str(j3, "uid"), "33333333-cccc");
-    policy_snapshot_unref(g_snap);
+    view_unref(g_snap);
     g_snap = old;
 
     json_decref(j1);

@@ -1,6 +1,8 @@
 /*
  * Matching, SortByTargetRef ordering, the RFC 7396 merge, the dataplane view
  * of a pod, and the evaluation layers with their origins and warnings.
+ * Policies here are wrapped without validation (policy_wrap) so selection and
+ * ordering can be tested on any shape; test_meshmetric covers validation.
  * Inline tables for the small functions; tests/data/match/<case>/ fixtures
  * ({policies.yaml, pod.yaml, expected.json}) for whole evaluations.
  */
@@ -17,8 +19,12 @@
 
 #include "testutil.h"
 
-#include "core/inputs.h"
 #include "core/match.h"
+#include "core/merge.h"
+#include "core/order.h"
+#include "core/policy.h"
+#include "core/select.h"
+#include "core/view.h"
 #include "util/fileio.h"
 #include "util/xalloc.h"
 #include "util/yamljson.h"
@@ -35,6 +41,46 @@ static json_t *load(const char *text)
 static char *dump(const json_t *v)
 {
     return json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+}
+
+static struct policy *wrap_obj(json_t *obj, const char *system_namespace)
+{
+    struct policy_load_options lo = {system_namespace, NULL};
+    return policy_wrap(obj, &lo);
+}
+
+/* A policy from JSON text, as is (no validation, no defaults); NULL when not wrappable. */
+static struct policy *wrap(const char *text, const char *system_namespace)
+{
+    struct policy_load_options lo = {system_namespace, NULL};
+    return policy_wrap(load(text), &lo);
+}
+
+/* A view of the objects in the JSON arrays texts[0..n) (MeshMetrics wrapped as is). */
+static struct policy_view *view_of(const char *const *texts, size_t n, const char *system_namespace)
+{
+    struct view_options vo = {.system_namespace = system_namespace, .zone = NULL};
+    struct view_builder *b = view_builder_create(&vo);
+    for (size_t t = 0; t < n; t++) {
+        json_t *arr = load(texts[t]);
+        size_t i;
+        json_t *o;
+        json_array_foreach(arr, i, o)
+        {
+            const char *kind = json_string_value(json_object_get(o, "kind"));
+            if (!kind || !strcmp(kind, "MeshMetric")) {
+                struct policy *p = wrap_obj(json_incref(o), system_namespace);
+                if (p)
+                    view_builder_add_policy(b, p);
+            } else {
+                struct mm_error err;
+                if (view_builder_add(b, o, NULL, &err) != MM_OK)
+                    fail_msg("view_of: %s", err.message);
+            }
+        }
+        json_decref(arr);
+    }
+    return view_builder_finish(b, 1);
 }
 
 /* ---- RFC 7396 merge ------------------------------------------------------ */
@@ -94,7 +140,7 @@ static void test_merge_table(void **state)
         const struct merge_case *c = &merge_cases[i];
         json_t *target = load(c->target), *patch = load(c->patch), *want = load(c->want);
         json_t *patch_copy = json_deep_copy(patch);
-        match_merge_patch(target, patch);
+        merge_patch(target, patch);
         if (!json_equal(target, want)) {
             char *g = dump(target);
             fail_msg("case \"%s\": got %s want %s", c->name, g, c->want);
@@ -165,26 +211,21 @@ static const struct compare_case compare_cases[] = {
      POL("app", "a", "{}", K("Mesh")), 1, NULL},
     {"computed role: system namespace < workload namespace", POL(SYS, "a", "{}", K("Mesh")),
      POL("app", "z", "{}", K("Mesh")), -1, NULL},
-    {"role label wins over the computed role",
+    {"a copied role label is not trusted: the role is computed",
      POL("app", "z", "{\"kuma.io/policy-role\":\"system\"}", K("Mesh")),
-     POL(SYS, "a", "{}", K("Mesh")), -1, NULL},
-    {"producer < consumer", POL(SYS, "a", "{\"kuma.io/policy-role\":\"producer\"}", K("Mesh")),
-     POL(SYS, "z", "{\"kuma.io/policy-role\":\"consumer\"}", K("Mesh")), -1, NULL},
-    {"consumer < workload-owner",
-     POL(SYS, "a", "{\"kuma.io/policy-role\":\"consumer\"}", K("Mesh")),
-     POL(SYS, "z", "{\"kuma.io/policy-role\":\"workload-owner\"}", K("Mesh")), -1, NULL},
-    {"unknown role label ranks lowest",
-     POL(SYS, "a", "{\"kuma.io/policy-role\":\"bogus\"}", K("Mesh")),
-     POL(SYS, "z", "{}", K("Mesh")), -1, NULL},
+     POL(SYS, "a", "{}", K("Mesh")), 1, NULL},
+    {"role labels in the system namespace change nothing: the name decides",
+     POL(SYS, "a", "{\"kuma.io/policy-role\":\"producer\"}", K("Mesh")),
+     POL(SYS, "z", "{\"kuma.io/policy-role\":\"consumer\"}", K("Mesh")), 1, NULL},
     {"docs: aaa beats zzzzz", POL(SYS, "aaa", "{}", K("Mesh")), POL(SYS, "zzzzz", "{}", K("Mesh")),
      1, NULL},
     {"docs: aaaaa beats aaaaa1", POL(SYS, "aaaaa", "{}", K("Mesh")),
      POL(SYS, "aaaaa1", "{}", K("Mesh")), 1, NULL},
     {"bytewise names: upper case sorts first so wins", POL(SYS, "Z", "{}", K("Mesh")),
      POL(SYS, "a", "{}", K("Mesh")), 1, NULL},
-    {"display-name label replaces metadata.name",
+    {"a copied display-name label is not trusted: metadata.name decides",
      POL(SYS, "zzz", "{\"kuma.io/display-name\":\"aaa\"}", K("Mesh")),
-     POL(SYS, "mmm", "{}", K("Mesh")), 1, NULL},
+     POL(SYS, "mmm", "{}", K("Mesh")), -1, NULL},
     {"equal", POL(SYS, "a", "{}", K("Mesh")), POL(SYS, "a", "{}", K("Mesh")), 0, NULL},
     {"same name in another namespace: role decides", POL("app", "a", "{}", K("Mesh")),
      POL(SYS, "a", "{}", K("Mesh")), 1, NULL},
@@ -207,16 +248,19 @@ static void test_compare_table(void **state)
     (void)state;
     for (size_t i = 0; i < sizeof compare_cases / sizeof *compare_cases; i++) {
         const struct compare_case *c = &compare_cases[i];
-        json_t *a = load(c->a), *b = load(c->b);
-        int ab = match_compare(a, b, c->system_namespace);
-        int ba = match_compare(b, a, c->system_namespace);
+        const char *sys = c->system_namespace ? c->system_namespace : SYS;
+        struct policy *a = wrap(c->a, sys), *b = wrap(c->b, sys);
+        assert_non_null(a);
+        assert_non_null(b);
+        int ab = order_compare(a, b);
+        int ba = order_compare(b, a);
         int sab = (ab > 0) - (ab < 0), sba = (ba > 0) - (ba < 0);
         if (sab != c->want)
             fail_msg("case \"%s\": compare(a, b) = %d, want %d", c->name, ab, c->want);
         if (sba != -c->want)
             fail_msg("case \"%s\": not antisymmetric: compare(b, a) = %d", c->name, ba);
-        json_decref(a);
-        json_decref(b);
+        policy_unref(a);
+        policy_unref(b);
     }
 }
 
@@ -254,13 +298,10 @@ static const char *web_pod =
     "\"labels\":{\"app\":\"web\",\"version\":\"v1\",\"k8s.kuma.io/namespace\":\"fake\","
     "\"num\":5}}}";
 
-static void set_with(struct policy_set *set)
+static struct policy_view *shop_view(void)
 {
-    policy_set_init(set);
-    json_decref(set->services);
-    json_decref(set->namespaces);
-    set->services = load(services_json);
-    set->namespaces = load(namespaces_json);
+    const char *texts[] = {services_json, namespaces_json};
+    return view_of(texts, 2, SYS);
 }
 
 static void check_json(const char *what, json_t *got, const char *want_text)
@@ -276,11 +317,10 @@ static void check_json(const char *what, json_t *got, const char *want_text)
 static void test_dataplane_from_pod(void **state)
 {
     (void)state;
-    struct policy_set set;
+    struct policy_view *view = shop_view();
     struct dataplane dp;
-    set_with(&set);
     json_t *pod = load(web_pod);
-    dataplane_from_pod(pod, NULL, &set, &dp);
+    dataplane_from_pod(pod, NULL, view, NULL, &dp);
     assert_string_equal(dp.name, "web-1");
     assert_string_equal(dp.namespace, "shop");
     assert_string_equal(dp.mesh, "default");
@@ -289,42 +329,45 @@ static void test_dataplane_from_pod(void **state)
                "\"kuma.io/mesh\":\"default\",\"kuma.io/proxy-type\":\"sidecar\"}");
     /* Only "web" in shop selects it; bad ports are skipped; the computed tags win. */
     check_json("inbounds", dp.inbounds,
-               "[{\"app\":\"web\",\"version\":\"v1\",\"kuma.io/service\":\"web_shop_svc_8080\","
+               "[{\"port\":8080,\"tags\":{\"app\":\"web\",\"version\":\"v1\","
+               "\"kuma.io/service\":\"web_shop_svc_8080\","
                "\"k8s.kuma.io/namespace\":\"shop\",\"kuma.io/protocol\":\"http\","
-               "\"k8s.kuma.io/service-name\":\"web\",\"k8s.kuma.io/service-port\":\"8080\"},"
-               "{\"app\":\"web\",\"version\":\"v1\",\"kuma.io/service\":\"web_shop_svc_9090\","
+               "\"k8s.kuma.io/service-name\":\"web\",\"k8s.kuma.io/service-port\":\"8080\"}},"
+               "{\"port\":9090,\"tags\":{\"app\":\"web\",\"version\":\"v1\","
+               "\"kuma.io/service\":\"web_shop_svc_9090\","
                "\"k8s.kuma.io/namespace\":\"shop\",\"kuma.io/protocol\":\"tcp\","
-               "\"k8s.kuma.io/service-name\":\"web\",\"k8s.kuma.io/service-port\":\"9090\"}]");
+               "\"k8s.kuma.io/service-name\":\"web\",\"k8s.kuma.io/service-port\":\"9090\"}}]");
     dataplane_cleanup(&dp);
     dataplane_cleanup(&dp); /* idempotent */
 
     /* The namespace argument wins; a Service without namespace is in "default". */
-    dataplane_from_pod(pod, "default", &set, &dp);
+    dataplane_from_pod(pod, "default", view, NULL, &dp);
     assert_string_equal(dp.namespace, "default");
     check_json("inbounds in default", dp.inbounds,
-               "[{\"app\":\"web\",\"version\":\"v1\",\"kuma.io/service\":\"nsless_default_svc_6\","
+               "[{\"port\":6,\"tags\":{\"app\":\"web\",\"version\":\"v1\","
+               "\"kuma.io/service\":\"nsless_default_svc_6\","
                "\"k8s.kuma.io/namespace\":\"default\",\"kuma.io/protocol\":\"tcp\","
-               "\"k8s.kuma.io/service-name\":\"nsless\",\"k8s.kuma.io/service-port\":\"6\"}]");
+               "\"k8s.kuma.io/service-name\":\"nsless\",\"k8s.kuma.io/service-port\":\"6\"}}]");
     dataplane_cleanup(&dp);
 
     /* Mesh from the namespace label, then the namespace annotation; the pod label first. */
-    dataplane_from_pod(pod, "meshy", &set, &dp);
+    dataplane_from_pod(pod, "meshy", view, NULL, &dp);
     assert_string_equal(dp.mesh, "ns-mesh");
     assert_string_equal(json_string_value(json_object_get(dp.labels, "kuma.io/mesh")), "ns-mesh");
     assert_int_equal(json_array_size(dp.inbounds), 0);
     dataplane_cleanup(&dp);
-    dataplane_from_pod(pod, "annotated", &set, &dp);
+    dataplane_from_pod(pod, "annotated", view, NULL, &dp);
     assert_string_equal(dp.mesh, "ann-mesh");
     dataplane_cleanup(&dp);
     json_t *pod2 = load("{\"metadata\":{\"name\":\"p\",\"namespace\":\"meshy\",\"labels\":"
                         "{\"kuma.io/mesh\":\"mine\"}}}");
-    dataplane_from_pod(pod2, NULL, &set, &dp);
+    dataplane_from_pod(pod2, NULL, view, NULL, &dp);
     assert_string_equal(dp.mesh, "mine");
     dataplane_cleanup(&dp);
 
     /* Not a pod at all, no set: an empty dataplane in "default". */
     json_t *junk = load("[1]");
-    dataplane_from_pod(junk, "", NULL, &dp);
+    dataplane_from_pod(junk, "", NULL, NULL, &dp);
     assert_string_equal(dp.name, "");
     assert_string_equal(dp.namespace, "default");
     assert_string_equal(dp.mesh, "default");
@@ -341,7 +384,7 @@ static void test_dataplane_from_pod(void **state)
     json_decref(junk);
     json_decref(pod2);
     json_decref(pod);
-    policy_set_cleanup(&set);
+    view_unref(view);
 }
 
 struct select_case {
@@ -439,33 +482,39 @@ static const struct select_case select_cases[] = {
 static void test_select_table(void **state)
 {
     (void)state;
-    struct policy_set set;
-    set_with(&set);
+    struct policy_view *view = shop_view();
     json_t *pod = load(web_pod);
     json_t *lonely_pod = load("{\"metadata\":{\"name\":\"lonely\",\"namespace\":\"shop\"}}");
     struct dataplane web, lonely;
-    dataplane_from_pod(pod, NULL, &set, &web);
-    dataplane_from_pod(lonely_pod, NULL, &set, &lonely);
+    struct select_context ctx = {SYS, "default"};
+    dataplane_from_pod(pod, NULL, view, NULL, &web);
+    dataplane_from_pod(lonely_pod, NULL, view, NULL, &lonely);
     assert_int_equal(json_array_size(web.inbounds), 2);
     for (size_t i = 0; i < sizeof select_cases / sizeof *select_cases; i++) {
         const struct select_case *c = &select_cases[i];
-        json_t *p = load(c->policy);
-        bool w = match_selects(p, &web, SYS), l = match_selects(p, &lonely, NULL);
+        struct policy *p = wrap(c->policy, SYS);
+        char why[256];
+        bool w = p && select_policy(p, &web, &ctx, why, sizeof why);
+        bool l = p && select_policy(p, &lonely, NULL, NULL, 0);
         if (w != c->web || l != c->lonely)
             fail_msg("case \"%s\": web %d (want %d), lonely %d (want %d)", c->name, w, c->web, l,
                      c->lonely);
-        json_decref(p);
+        if (p && !w && !why[0])
+            fail_msg("case \"%s\": no reason given for not selecting", c->name);
+        policy_unref(p);
     }
     /* Another system namespace turns a kuma-system policy into a foreign one. */
-    json_t *p = load(TR(K("Mesh")));
-    assert_false(match_selects(p, &web, "mesh-system"));
-    assert_false(match_selects(p, NULL, SYS));
-    json_decref(p);
+    struct policy *p = wrap(TR(K("Mesh")), "mesh-system");
+    struct select_context other = {"mesh-system", "default"};
+    char why[256];
+    assert_false(select_policy(p, &web, &other, why, sizeof why));
+    assert_non_null(strstr(why, "namespace \"kuma-system\""));
+    policy_unref(p);
     dataplane_cleanup(&web);
     dataplane_cleanup(&lonely);
     json_decref(pod);
     json_decref(lonely_pod);
-    policy_set_cleanup(&set);
+    view_unref(view);
 }
 
 /* ---- evaluation: inline cases -------------------------------------------------------- */
@@ -487,9 +536,9 @@ static void test_evaluate_nothing(void **state)
     json_t *pod = load("{\"metadata\":{\"name\":\"p\",\"namespace\":\"ns\"}}");
     struct dataplane dp;
     struct match_result r;
-    dataplane_from_pod(pod, NULL, NULL, &dp);
+    dataplane_from_pod(pod, NULL, NULL, NULL, &dp);
     match_result_init(&r);
-    match_evaluate(&dp, NULL, NULL, NULL, &r);
+    match_evaluate(&dp, NULL, NULL, &r);
     assert_int_equal(r.mode, MATCH_MODE_NONE);
     check_json("policies", r.policies, "[]");
     check_json("effective", r.effective, "{}");
@@ -497,10 +546,10 @@ static void test_evaluate_nothing(void **state)
     assert_int_equal(r.warnings.len, 0);
 
     json_t *ann = load("{\"prometheus.metrics.kuma.io/port\":\"abc\"}");
-    match_evaluate(&dp, NULL, ann, NULL, &r);
+    match_evaluate(&dp, NULL, ann, &r);
     assert_int_equal(r.mode, MATCH_MODE_NONE);
     assert_int_equal(r.warnings.len, 1);
-    match_evaluate(&dp, NULL, NULL, NULL, &r); /* previous warnings are gone */
+    match_evaluate(&dp, NULL, NULL, &r); /* previous warnings are gone */
     assert_int_equal(r.warnings.len, 0);
     match_result_cleanup(&r);
     match_result_cleanup(&r); /* idempotent */
@@ -688,16 +737,13 @@ static void test_evaluate_table(void **state)
     json_t *pod = load("{\"metadata\":{\"name\":\"p\",\"namespace\":\"app\"}}");
     for (size_t i = 0; i < sizeof eval_cases / sizeof *eval_cases; i++) {
         const struct eval_case *c = &eval_cases[i];
-        struct policy_set set;
         struct dataplane dp;
         struct match_result r;
-        policy_set_init(&set);
-        json_decref(set.meshmetrics);
-        set.meshmetrics = load(c->meshmetrics);
+        struct policy_view *view = view_of(&c->meshmetrics, 1, SYS);
         json_t *ann = c->annotations ? load(c->annotations) : NULL;
-        dataplane_from_pod(pod, NULL, &set, &dp);
+        dataplane_from_pod(pod, NULL, view, NULL, &dp);
         match_result_init(&r);
-        match_evaluate(&dp, &set, ann, SYS, &r);
+        match_evaluate(&dp, view, ann, &r);
         json_t *w = warnings_json(&r.warnings);
         char what[512];
         if (strcmp(match_mode_name(r.mode), c->mode))
@@ -714,7 +760,7 @@ static void test_evaluate_table(void **state)
         json_decref(ann);
         match_result_cleanup(&r);
         dataplane_cleanup(&dp);
-        policy_set_cleanup(&set);
+        view_unref(view);
     }
     json_decref(pod);
 }
@@ -732,20 +778,20 @@ static void test_many_policies(void **state)
         json_array_append(fwd, p);
         json_array_insert_new(rev, 0, p);
     }
-    struct policy_set a, b;
     struct dataplane dp;
     struct match_result ra, rb;
-    policy_set_init(&a);
-    policy_set_init(&b);
-    json_decref(a.meshmetrics);
-    json_decref(b.meshmetrics);
-    a.meshmetrics = fwd;
-    b.meshmetrics = rev;
-    dataplane_from_pod(pod, NULL, &a, &dp);
+    char *tf = json_dumps(fwd, JSON_COMPACT), *tr = json_dumps(rev, JSON_COMPACT);
+    json_decref(fwd);
+    json_decref(rev);
+    struct policy_view *a = view_of((const char *const *)&tf, 1, SYS);
+    struct policy_view *b = view_of((const char *const *)&tr, 1, SYS);
+    free(tf);
+    free(tr);
+    dataplane_from_pod(pod, NULL, a, NULL, &dp);
     match_result_init(&ra);
     match_result_init(&rb);
-    match_evaluate(&dp, &a, NULL, SYS, &ra);
-    match_evaluate(&dp, &b, NULL, SYS, &rb);
+    match_evaluate(&dp, a, NULL, &ra);
+    match_evaluate(&dp, b, NULL, &rb);
     assert_int_equal(json_array_size(ra.policies), 300);
     assert_true(json_equal(ra.policies, rb.policies));
     /* Mesh first, Dataplane after; within each, system before app; then inverted names. */
@@ -755,8 +801,8 @@ static void test_many_policies(void **state)
     match_result_cleanup(&ra);
     match_result_cleanup(&rb);
     dataplane_cleanup(&dp);
-    policy_set_cleanup(&a);
-    policy_set_cleanup(&b);
+    view_unref(a);
+    view_unref(b);
     json_decref(pod);
 }
 
@@ -784,25 +830,28 @@ static void test_fixtures(void **state)
             cases++;
             char *pp = xasprintf("%s/policies.yaml", base), *podp = xasprintf("%s/pod.yaml", base);
             json_t *docs = tu_load_yaml(pp, false), *pods = tu_load_yaml(podp, true);
-            struct policy_set set;
             struct mm_error err;
-            policy_set_init(&set);
+            const char *sysns = json_string_value(json_object_get(want, "systemNamespace"));
+            struct view_options vo = {.system_namespace = sysns ? sysns : SYS, .zone = NULL};
+            struct view_builder *b = view_builder_create(&vo);
             size_t j;
             json_t *doc;
             json_array_foreach(docs, j, doc)
             {
-                if (policy_set_add(&set, json_incref(doc), NULL, &err) != MM_OK)
+                if (view_builder_add(b, doc, NULL, &err) != MM_OK)
                     fail_msg("%s: document %zu: %s", pp, j, err.message);
             }
+            struct policy_view *view = view_builder_finish(b, 1);
+            const struct view_rejection *rej = NULL;
+            if (view_rejections(view, &rej))
+                fail_msg("%s: %s %s is invalid: %s", pp, rej[0].kind, rej[0].id, rej[0].errors);
             const json_t *pod = json_array_get(pods, 0);
-            const char *sysns = json_string_value(json_object_get(want, "systemNamespace"));
             struct dataplane dp;
             struct match_result r;
-            dataplane_from_pod(pod, NULL, &set, &dp);
+            dataplane_from_pod(pod, NULL, view, NULL, &dp);
             match_result_init(&r);
-            match_evaluate(&dp, &set,
-                           json_object_get(json_object_get(pod, "metadata"), "annotations"),
-                           sysns ? sysns : SYS, &r);
+            match_evaluate(&dp, view,
+                           json_object_get(json_object_get(pod, "metadata"), "annotations"), &r);
             json_t *got = json_pack("{s:s, s:O, s:O, s:O, s:o}", "mode", match_mode_name(r.mode),
                                     "policies", r.policies, "effective", r.effective, "origins",
                                     r.origins, "warnings", warnings_json(&r.warnings));
@@ -826,7 +875,7 @@ static void test_fixtures(void **state)
             json_decref(got);
             match_result_cleanup(&r);
             dataplane_cleanup(&dp);
-            policy_set_cleanup(&set);
+            view_unref(view);
             json_decref(docs);
             json_decref(pods);
             free(pp);

@@ -2,7 +2,7 @@
  * Every example of the seed pages (MeshMetric, Traffic Metrics) and Kuma's
  * documented merge/ordering examples, end to end through the public API:
  * tests/data/seeds/<case>/policies.yaml (any kinds, several documents;
- * optional) and pod.yaml go through policy_set_add, dataplane_from_pod and
+ * optional) and pod.yaml go through the policy view, dataplane_from_pod and
  * match_evaluate; expected.json holds {mode, policies, effective} and
  * optionally origins and warnings ([[field, message], ...]), compared exactly.
  * The expected files were written from the fact sheet, not from our output.
@@ -20,7 +20,6 @@
 
 #include "testutil.h"
 
-#include "core/inputs.h"
 #include "core/match.h"
 #include "util/fileio.h"
 #include "util/xalloc.h"
@@ -56,27 +55,17 @@ static bool run_case(const char *dir, const char *name)
 
     json_t *docs = tu_load_yaml(pol_path, false);
     json_t *pods = tu_load_yaml(pod_path, true);
-    struct policy_set set;
-    struct mm_error err;
-    policy_set_init(&set);
-    size_t i;
-    json_t *doc;
-    json_array_foreach(docs, i, doc)
-    {
-        mm_error_clear(&err);
-        if (policy_set_add(&set, json_incref(doc), NULL, &err) != MM_OK)
-            fail_msg("%s: document %zu: %s", pol_path, i, err.message);
-    }
+    struct policy_view *view = tu_view(docs, SYSTEM_NAMESPACE, pol_path);
     const json_t *pod = json_array_get(pods, 0);
     if (!json_is_object(pod))
         fail_msg("%s: no pod", pod_path);
 
     struct dataplane dp;
     struct match_result r;
-    dataplane_from_pod(pod, NULL, &set, &dp);
+    dataplane_from_pod(pod, NULL, view, NULL, &dp);
     match_result_init(&r);
-    match_evaluate(&dp, &set, json_object_get(json_object_get(pod, "metadata"), "annotations"),
-                   SYSTEM_NAMESPACE, &r);
+    match_evaluate(&dp, view, json_object_get(json_object_get(pod, "metadata"), "annotations"),
+                   &r);
 
     json_t *got = json_pack("{s:s, s:O, s:O}", "mode", match_mode_name(r.mode), "policies",
                             r.policies, "effective", r.effective);
@@ -93,7 +82,7 @@ static bool run_case(const char *dir, const char *name)
     json_decref(got);
     match_result_cleanup(&r);
     dataplane_cleanup(&dp);
-    policy_set_cleanup(&set);
+    view_unref(view);
     json_decref(docs);
     json_decref(pods);
     json_decref(want);

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/view.h"
 #include "util/fileio.h"
 #include "util/xalloc.h"
 #include "util/yamljson.h"
@@ -59,6 +60,31 @@ static inline json_t *tu_load_yaml(const char *path, bool required)
         fail_msg("%s: %s", path, err.message);
     free(data);
     return docs;
+}
+
+/*
+ * A view of the documents docs (an array; borrowed) built with the system
+ * namespace sys, through the one loader. A document the builder refuses or a
+ * policy Kuma would reject fails the test (what names where).
+ */
+static inline struct policy_view *tu_view(const json_t *docs, const char *sys, const char *what)
+{
+    struct view_options vo = {.system_namespace = sys, .zone = NULL};
+    struct view_builder *b = view_builder_create(&vo);
+    size_t i;
+    json_t *doc;
+    json_array_foreach(docs, i, doc)
+    {
+        struct mm_error err;
+        mm_error_clear(&err);
+        if (view_builder_add(b, doc, NULL, &err) != MM_OK)
+            fail_msg("%s: document %zu: %s: %s", what, i, err.field, err.message);
+    }
+    struct policy_view *v = view_builder_finish(b, 1);
+    const struct view_rejection *rej = NULL;
+    if (view_rejections(v, &rej))
+        fail_msg("%s: %s %s is invalid: %s", what, rej[0].kind, rej[0].id, rej[0].errors);
+    return v;
 }
 
 /* One line per JSON Pointer where want and got differ. */
