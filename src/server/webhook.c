@@ -149,7 +149,12 @@ static enum MHD_Result serve_get(struct webhook_server *s, struct MHD_Connection
         bool policies = s->cfg.source.ready(s->cfg.source.ctx);
         bool stopping = atomic_load(&s->shutting_down);
         bool ok = certs && policies && !stopping;
-        if (!MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "verbose")) {
+        /* "?verbose" has no value: look the key up, not its value. */
+        const char *vval = NULL;
+        size_t vlen = 0;
+        bool verbose = MHD_lookup_connection_value_n(conn, MHD_GET_ARGUMENT_KIND, "verbose",
+                                                     strlen("verbose"), &vval, &vlen) == MHD_YES;
+        if (!verbose) {
             if (ok)
                 return respond(s, conn, r, 200, xstrdup("ok\n"), "text/plain; charset=utf-8",
                                NULL);
