@@ -233,14 +233,20 @@ static void explain_text(const json_t *ex)
     size_t i;
     const json_t *v;
     if (json_is_true(json_object_get(ex, "generateName")))
-        printf("Object:     %s %s/%s* (name generated at creation), workload %s\n", sv(ex, "kind"),
-               sv(ex, "namespace"), name, sv(dp, "workload"));
+        printf("Object:     %s %s/%s* (name generated at creation), workload %s %s\n",
+               sv(ex, "kind"), sv(ex, "namespace"), name, sv(dp, "workloadKind"),
+               sv(dp, "workload"));
     else
         printf("Object:     %s %s/%s\n", sv(ex, "kind"), sv(ex, "namespace"),
                *name ? name : "(no name)");
     printf("Mesh:       %s\n", sv(ex, "mesh"));
     printf("Mode:       %s\n", sv(ex, "mode"));
     printf("Proxy:      %s\n", sv(dp, "proxyType"));
+    if (json_object_get(dp, "gatewayTags")) {
+        char *gt = kv_line(json_object_get(dp, "gatewayTags"));
+        printf("Gateway tags: %s\n", gt);
+        free(gt);
+    }
     char *labels = kv_line(json_object_get(dp, "labels"));
     printf("Dataplane labels: %s\n", *labels ? labels : "(none)");
     free(labels);
@@ -249,8 +255,8 @@ static void explain_text(const json_t *ex)
     json_array_foreach(inb, i, v)
     {
         char *tags = kv_line(json_object_get(v, "tags"));
-        printf("  - port %lld: %s\n", (long long)json_integer_value(json_object_get(v, "port")),
-               tags);
+        printf("  - port %lld%s: %s\n", (long long)json_integer_value(json_object_get(v, "port")),
+               json_is_true(json_object_get(v, "serviceless")) ? " (serviceless)" : "", tags);
         free(tags);
     }
     printf("Policies (lowest priority first):\n");

@@ -136,7 +136,8 @@ enum mm_status engine_evaluate(const struct engine_config *cfg, const struct pol
     out->has_sidecar = has_named(json_object_get(spec, "containers"), PODPATCH_SIDECAR) ||
                        has_named(json_object_get(spec, "initContainers"), PODPATCH_SIDECAR);
     struct dataplane_options dopt = {.zone = view ? view_zone(view) : NULL,
-                                     .system_namespace = view ? view_system_namespace(view) : NULL};
+                                     .system_namespace = view ? view_system_namespace(view) : NULL,
+                                     .template_owner = *w->base ? obj : NULL};
     dataplane_cleanup(&out->dp);
     dataplane_from_pod(pod, ns, view, &dopt, &out->dp);
     const json_t *annotations = json_object_get(json_object_get(pod, "metadata"), "annotations");
@@ -200,12 +201,16 @@ json_t *engine_explain_json(const struct engine_result *r, const struct policy_v
     json_decref(pw);
 
     (void)cfg;
-    json_t *dpj = json_pack("{s:s, s:s, s:s, s:s, s:O, s:O}", "name", dp->name ? dp->name : "",
-                            "namespace", dp->namespace ? dp->namespace : "", "workload",
-                            dp->workload ? dp->workload : "", "proxyType",
+    json_t *dpj = json_pack("{s:s, s:s, s:s, s:s, s:s, s:O, s:O}", "name",
+                            dp->name ? dp->name : "", "namespace",
+                            dp->namespace ? dp->namespace : "", "workload",
+                            dp->workload ? dp->workload : "", "workloadKind",
+                            dp->workload_kind ? dp->workload_kind : "", "proxyType",
                             dataplane_proxy_type_name(dp->proxy_type), "labels",
                             dp->labels ? dp->labels : json_null(), "inbounds",
                             dp->inbounds ? dp->inbounds : json_null());
+    if (dp->gateway_tags)
+        json_object_set(dpj, "gatewayTags", dp->gateway_tags);
     json_t *out = json_pack(
         "{s:s, s:s, s:b, s:s, s:s, s:s, s:O, s:O, s:O, s:o, s:O, s:o, s:o, s:o}", "kind",
         r->kind ? r->kind : "Pod", "name", r->object_name ? r->object_name : "", "generateName",

@@ -69,12 +69,12 @@ void labels_policy_cleanup(struct policy_labels *l);
 
 /* The inputs of Compute for a Dataplane the pod converter builds. */
 struct labels_dataplane_input {
-    const json_t *pod_labels;  /* the pod's labels (borrowed, may be NULL) */
-    const char *mesh;          /* the Dataplane's mesh */
-    const char *namespace;     /* the pod's namespace */
-    const char *zone;          /* the control plane's zone name */
-    bool no_cp_mode;           /* Compute without mode "zone" (Kuma's converter tests) */
-    bool builtin_gateway;      /* the spec is a builtin gateway (proxy type "gateway") */
+    const json_t *pod_labels;    /* the pod's labels (borrowed, may be NULL) */
+    const char *mesh;            /* the Dataplane's mesh */
+    const char *namespace;       /* the pod's namespace */
+    const char *zone;            /* the control plane's zone name */
+    bool no_cp_mode;             /* Compute without mode "zone" (Kuma's converter tests) */
+    bool builtin_gateway;        /* the spec is a builtin gateway (proxy type "gateway") */
     const char *service_account; /* "" or NULL: none */
     const char *workload;        /* "" or NULL: none */
     const char *display_name;    /* the Dataplane's name (the pod's name) */

@@ -45,14 +45,18 @@ static int dataplane_specificity_cmp(const struct policy_target *a, const struct
     return (int)(*a->section_name != '\0') - (int)(*b->section_name != '\0');
 }
 
+/* ResourceOrigin.Compare's originOrder: global 1, none 2, zone 3; any other value is
+ * not in the map and ranks 0. */
 static int origin_rank(const struct policy *p)
 {
     const char *o = p->labels.origin;
-    if (o && !strcmp(o, "global"))
+    if (!o || !*o)
+        return 2;
+    if (!strcmp(o, "global"))
         return 1;
-    if (o && !strcmp(o, "zone"))
+    if (!strcmp(o, "zone"))
         return 3;
-    return 2;
+    return 0;
 }
 
 int order_compare(const struct policy *a, const struct policy *b)
@@ -77,7 +81,9 @@ int order_compare(const struct policy *a, const struct policy *b)
     d = (int)a->labels.role - (int)b->labels.role;
     if (d)
         return sign(d);
-    /* Inverted: the lexicographically smallest name has the highest priority. */
+    /* Inverted: the lexicographically smallest name has the highest priority. Then
+     * nothing: Kuma's comparison ends here (no namespace, no KRI) and its sort
+     * (slices.SortFunc) is not stable; order_sort keeps the input order of ties. */
     return sign(strcmp(b->labels.display_name, a->labels.display_name));
 }
 

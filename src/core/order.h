@@ -16,7 +16,11 @@ int order_kind_rank(const char *kind);
 /* <0 when a has lower priority than b, >0 when higher, 0 for a tie. */
 int order_compare(const struct policy *a, const struct policy *b);
 
-/* Stable sort of items (borrowed policies) by ascending priority. */
+/*
+ * Stable sort of items (borrowed policies) by ascending priority. Kuma's
+ * comparison ends at the display name and its sort is not stable: policies
+ * that tie on every key keep their input order here.
+ */
 void order_sort(const struct policy **items, size_t n);
 
 #endif

@@ -1,6 +1,6 @@
 /*
- * Matching, SortByTargetRef ordering, the RFC 7396 merge, the dataplane view
- * of a pod, and the evaluation layers with their origins and warnings.
+ * The RFC 7396 merge and whole evaluations: selection, SortByTargetRef order,
+ * merge and the layers, with their origins and warnings.
  * Policies here are wrapped without validation (policy_wrap) so selection and
  * ordering can be tested on any shape; test_meshmetric covers validation.
  * Inline tables for the small functions; tests/data/match/<case>/ fixtures
@@ -49,11 +49,14 @@ static struct policy *wrap_obj(json_t *obj, const char *system_namespace)
     return policy_wrap(obj, &lo);
 }
 
-/* A policy from JSON text, as is (no validation, no defaults); NULL when not wrappable. */
-static struct policy *wrap(const char *text, const char *system_namespace)
+static void check_json(const char *what, json_t *got, const char *want_text)
 {
-    struct policy_load_options lo = {system_namespace, NULL};
-    return policy_wrap(load(text), &lo);
+    json_t *want = load(want_text);
+    if (!json_equal(got, want)) {
+        char *g = dump(got), *w = dump(want);
+        fail_msg("%s:\n got  %s\n want %s", what, g, w);
+    }
+    json_decref(want);
 }
 
 /* A view of the objects in the JSON arrays texts[0..n) (MeshMetrics wrapped as is). */
@@ -158,364 +161,12 @@ static void test_merge_table(void **state)
     }
 }
 
-/* ---- ordering ----------------------------------------------------------------- */
+/* Ordering, the dataplane view and selection have their own tests (test_select.c,
+ * test_dataplane.c, with Kuma's tables and fixtures); here they are exercised
+ * through whole evaluations. */
 
-#define POL(ns, name, labels, tr)                                                                  \
-    "{\"kind\":\"MeshMetric\",\"metadata\":{\"namespace\":\"" ns "\",\"name\":\"" name             \
-    "\",\"labels\":" labels "},\"spec\":{\"targetRef\":" tr "}}"
 #define SYS "kuma-system"
 #define K(kind) "{\"kind\":\"" kind "\"}"
-
-struct compare_case {
-    const char *name, *a, *b;
-    int want; /* sign of match_compare(a, b) */
-    const char *system_namespace;
-};
-
-static const struct compare_case compare_cases[] = {
-    {"Mesh < MeshSubset", POL(SYS, "a", "{}", K("Mesh")), POL(SYS, "z", "{}", K("MeshSubset")), -1,
-     NULL},
-    {"Dataplane < MeshSubset (code, not docs)", POL(SYS, "a", "{}", K("Dataplane")),
-     POL(SYS, "z", "{}", K("MeshSubset")), -1, NULL},
-    {"MeshGateway > Dataplane", POL(SYS, "z", "{}", K("MeshGateway")),
-     POL(SYS, "a", "{}", K("Dataplane")), 1, NULL},
-    {"MeshService > MeshSubset", POL(SYS, "z", "{}", K("MeshService")),
-     POL(SYS, "a", "{}", K("MeshSubset")), 1, NULL},
-    {"MeshServiceSubset > MeshService", POL(SYS, "z", "{}", K("MeshServiceSubset")),
-     POL(SYS, "a", "{}", K("MeshService")), 1, NULL},
-    {"MeshHTTPRoute is the highest", POL(SYS, "z", "{}", K("MeshHTTPRoute")),
-     POL(SYS, "a", "{}", K("MeshServiceSubset")), 1, NULL},
-    {"unknown kind ranks below Mesh", POL(SYS, "a", "{}", K("Foo")), POL(SYS, "z", "{}", K("Mesh")),
-     -1, NULL},
-    {"missing targetRef is Mesh; then the smaller name wins",
-     "{\"metadata\":{\"namespace\":\"" SYS "\",\"name\":\"a\"},\"spec\":{}}",
-     POL(SYS, "b", "{}", K("Mesh")), 1, NULL},
-    {"Dataplane name beats labels",
-     POL(SYS, "z", "{}", "{\"kind\":\"Dataplane\",\"name\":\"web\"}"),
-     POL(SYS, "a", "{}", "{\"kind\":\"Dataplane\",\"labels\":{\"app\":\"web\"}}"), 1, NULL},
-    {"Dataplane labels lose to name", POL(SYS, "a", "{}", "{\"kind\":\"Dataplane\",\"labels\":{}}"),
-     POL(SYS, "z", "{}", "{\"kind\":\"Dataplane\",\"name\":\"web\"}"), -1, NULL},
-    {"plain Dataplane ties with labels: the name decides", POL(SYS, "b", "{}", K("Dataplane")),
-     POL(SYS, "a", "{}", "{\"kind\":\"Dataplane\",\"labels\":{\"app\":\"web\"}}"), -1, NULL},
-    {"Dataplane with sectionName beats none",
-     POL(SYS, "z", "{}", "{\"kind\":\"Dataplane\",\"sectionName\":\"http\"}"),
-     POL(SYS, "a", "{}", K("Dataplane")), 1, NULL},
-    {"sectionName does not count outside Dataplane",
-     POL(SYS, "z", "{}", "{\"kind\":\"Mesh\",\"sectionName\":\"http\"}"),
-     POL(SYS, "a", "{}", K("Mesh")), -1, NULL},
-    {"origin global < none", POL(SYS, "a", "{\"kuma.io/origin\":\"global\"}", K("Mesh")),
-     POL(SYS, "z", "{}", K("Mesh")), -1, NULL},
-    {"origin zone > none", POL(SYS, "z", "{\"kuma.io/origin\":\"zone\"}", K("Mesh")),
-     POL(SYS, "a", "{}", K("Mesh")), 1, NULL},
-    {"origin before role", POL(SYS, "z", "{\"kuma.io/origin\":\"zone\"}", K("Mesh")),
-     POL("app", "a", "{}", K("Mesh")), 1, NULL},
-    {"computed role: system namespace < workload namespace", POL(SYS, "a", "{}", K("Mesh")),
-     POL("app", "z", "{}", K("Mesh")), -1, NULL},
-    {"a copied role label is not trusted: the role is computed",
-     POL("app", "z", "{\"kuma.io/policy-role\":\"system\"}", K("Mesh")),
-     POL(SYS, "a", "{}", K("Mesh")), 1, NULL},
-    {"role labels in the system namespace change nothing: the name decides",
-     POL(SYS, "a", "{\"kuma.io/policy-role\":\"producer\"}", K("Mesh")),
-     POL(SYS, "z", "{\"kuma.io/policy-role\":\"consumer\"}", K("Mesh")), 1, NULL},
-    {"docs: aaa beats zzzzz", POL(SYS, "aaa", "{}", K("Mesh")), POL(SYS, "zzzzz", "{}", K("Mesh")),
-     1, NULL},
-    {"docs: aaaaa beats aaaaa1", POL(SYS, "aaaaa", "{}", K("Mesh")),
-     POL(SYS, "aaaaa1", "{}", K("Mesh")), 1, NULL},
-    {"bytewise names: upper case sorts first so wins", POL(SYS, "Z", "{}", K("Mesh")),
-     POL(SYS, "a", "{}", K("Mesh")), 1, NULL},
-    {"a copied display-name label is not trusted: metadata.name decides",
-     POL(SYS, "zzz", "{\"kuma.io/display-name\":\"aaa\"}", K("Mesh")),
-     POL(SYS, "mmm", "{}", K("Mesh")), -1, NULL},
-    {"equal", POL(SYS, "a", "{}", K("Mesh")), POL(SYS, "a", "{}", K("Mesh")), 0, NULL},
-    {"same name in another namespace: role decides", POL("app", "a", "{}", K("Mesh")),
-     POL(SYS, "a", "{}", K("Mesh")), 1, NULL},
-    {"MeshGateway: fewer tags rank lower",
-     POL(SYS, "a", "{}", "{\"kind\":\"MeshGateway\",\"name\":\"g\",\"tags\":{\"x\":\"1\"}}"),
-     POL(SYS, "z", "{}",
-         "{\"kind\":\"MeshGateway\",\"name\":\"g\",\"tags\":{\"x\":\"1\",\"y\":\"2\"}}"),
-     -1, NULL},
-    {"kind before role", POL("app", "z", "{}", K("Mesh")), POL(SYS, "a", "{}", K("MeshSubset")), -1,
-     NULL},
-    {"configurable system namespace", POL("mesh-system", "z", "{}", K("Mesh")),
-     POL(SYS, "a", "{}", K("Mesh")), -1, "mesh-system"},
-    {"no namespace counts as the system namespace",
-     "{\"metadata\":{\"name\":\"z\"},\"spec\":{\"targetRef\":{\"kind\":\"Mesh\"}}}",
-     POL("app", "a", "{}", K("Mesh")), -1, NULL},
-};
-
-static void test_compare_table(void **state)
-{
-    (void)state;
-    for (size_t i = 0; i < sizeof compare_cases / sizeof *compare_cases; i++) {
-        const struct compare_case *c = &compare_cases[i];
-        const char *sys = c->system_namespace ? c->system_namespace : SYS;
-        struct policy *a = wrap(c->a, sys), *b = wrap(c->b, sys);
-        assert_non_null(a);
-        assert_non_null(b);
-        int ab = order_compare(a, b);
-        int ba = order_compare(b, a);
-        int sab = (ab > 0) - (ab < 0), sba = (ba > 0) - (ba < 0);
-        if (sab != c->want)
-            fail_msg("case \"%s\": compare(a, b) = %d, want %d", c->name, ab, c->want);
-        if (sba != -c->want)
-            fail_msg("case \"%s\": not antisymmetric: compare(b, a) = %d", c->name, ba);
-        policy_unref(a);
-        policy_unref(b);
-    }
-}
-
-/* ---- the dataplane and selection --------------------------------------------------- */
-
-static const char *services_json =
-    "["
-    "{\"kind\":\"Service\",\"metadata\":{\"name\":\"web\",\"namespace\":\"shop\"},"
-    " \"spec\":{\"selector\":{\"app\":\"web\"},\"ports\":[{\"port\":8080,\"appProtocol\":\"http\"},"
-    "  {\"port\":9090,\"name\":\"metrics\"},{\"port\":\"80\"},{\"port\":0},{\"port\":70000}]}},"
-    "{\"kind\":\"Service\",\"metadata\":{\"name\":\"other\",\"namespace\":\"shop\"},"
-    " \"spec\":{\"selector\":{\"app\":\"other\"},\"ports\":[{\"port\":1}]}},"
-    "{\"kind\":\"Service\",\"metadata\":{\"name\":\"versioned\",\"namespace\":\"shop\"},"
-    " \"spec\":{\"selector\":{\"app\":\"web\",\"version\":\"v2\"},\"ports\":[{\"port\":2}]}},"
-    "{\"kind\":\"Service\",\"metadata\":{\"name\":\"web\",\"namespace\":\"elsewhere\"},"
-    " \"spec\":{\"selector\":{\"app\":\"web\"},\"ports\":[{\"port\":3}]}},"
-    "{\"kind\":\"Service\",\"metadata\":{\"name\":\"empty\",\"namespace\":\"shop\"},"
-    " \"spec\":{\"selector\":{},\"ports\":[{\"port\":4}]}},"
-    "{\"kind\":\"Service\",\"metadata\":{\"name\":\"nosel\",\"namespace\":\"shop\"},"
-    " \"spec\":{\"ports\":[{\"port\":5}]}},"
-    "{\"kind\":\"Service\",\"metadata\":{\"name\":\"nsless\"},"
-    " \"spec\":{\"selector\":{\"app\":\"web\"},\"ports\":[{\"port\":6}]}},"
-    "{\"kind\":\"Service\",\"metadata\":{\"name\":\"numsel\",\"namespace\":\"shop\"},"
-    " \"spec\":{\"selector\":{\"app\":1},\"ports\":[{\"port\":7}]}}"
-    "]";
-
-static const char *namespaces_json =
-    "[{\"kind\":\"Namespace\",\"metadata\":{\"name\":\"meshy\",\"labels\":{\"kuma.io/mesh\":"
-    "\"ns-mesh\"}}},"
-    "{\"kind\":\"Namespace\",\"metadata\":{\"name\":\"annotated\",\"annotations\":{\"kuma.io/"
-    "mesh\":\"ann-mesh\"}}}]";
-
-static const char *web_pod =
-    "{\"kind\":\"Pod\",\"metadata\":{\"name\":\"web-1\",\"namespace\":\"shop\","
-    "\"labels\":{\"app\":\"web\",\"version\":\"v1\",\"k8s.kuma.io/namespace\":\"fake\","
-    "\"num\":5}}}";
-
-static struct policy_view *shop_view(void)
-{
-    const char *texts[] = {services_json, namespaces_json};
-    return view_of(texts, 2, SYS);
-}
-
-static void check_json(const char *what, json_t *got, const char *want_text)
-{
-    json_t *want = load(want_text);
-    if (!json_equal(got, want)) {
-        char *g = dump(got), *w = dump(want);
-        fail_msg("%s:\n got  %s\n want %s", what, g, w);
-    }
-    json_decref(want);
-}
-
-static void test_dataplane_from_pod(void **state)
-{
-    (void)state;
-    struct policy_view *view = shop_view();
-    struct dataplane dp;
-    json_t *pod = load(web_pod);
-    dataplane_from_pod(pod, NULL, view, NULL, &dp);
-    assert_string_equal(dp.name, "web-1");
-    assert_string_equal(dp.namespace, "shop");
-    assert_string_equal(dp.mesh, "default");
-    check_json("labels", dp.labels,
-               "{\"app\":\"web\",\"version\":\"v1\",\"k8s.kuma.io/namespace\":\"shop\","
-               "\"kuma.io/mesh\":\"default\",\"kuma.io/proxy-type\":\"sidecar\"}");
-    /* Only "web" in shop selects it; bad ports are skipped; the computed tags win. */
-    check_json("inbounds", dp.inbounds,
-               "[{\"port\":8080,\"tags\":{\"app\":\"web\",\"version\":\"v1\","
-               "\"kuma.io/service\":\"web_shop_svc_8080\","
-               "\"k8s.kuma.io/namespace\":\"shop\",\"kuma.io/protocol\":\"http\","
-               "\"k8s.kuma.io/service-name\":\"web\",\"k8s.kuma.io/service-port\":\"8080\"}},"
-               "{\"port\":9090,\"tags\":{\"app\":\"web\",\"version\":\"v1\","
-               "\"kuma.io/service\":\"web_shop_svc_9090\","
-               "\"k8s.kuma.io/namespace\":\"shop\",\"kuma.io/protocol\":\"tcp\","
-               "\"k8s.kuma.io/service-name\":\"web\",\"k8s.kuma.io/service-port\":\"9090\"}}]");
-    dataplane_cleanup(&dp);
-    dataplane_cleanup(&dp); /* idempotent */
-
-    /* The namespace argument wins; a Service without namespace is in "default". */
-    dataplane_from_pod(pod, "default", view, NULL, &dp);
-    assert_string_equal(dp.namespace, "default");
-    check_json("inbounds in default", dp.inbounds,
-               "[{\"port\":6,\"tags\":{\"app\":\"web\",\"version\":\"v1\","
-               "\"kuma.io/service\":\"nsless_default_svc_6\","
-               "\"k8s.kuma.io/namespace\":\"default\",\"kuma.io/protocol\":\"tcp\","
-               "\"k8s.kuma.io/service-name\":\"nsless\",\"k8s.kuma.io/service-port\":\"6\"}}]");
-    dataplane_cleanup(&dp);
-
-    /* Mesh from the namespace label, then the namespace annotation; the pod label first. */
-    dataplane_from_pod(pod, "meshy", view, NULL, &dp);
-    assert_string_equal(dp.mesh, "ns-mesh");
-    assert_string_equal(json_string_value(json_object_get(dp.labels, "kuma.io/mesh")), "ns-mesh");
-    assert_int_equal(json_array_size(dp.inbounds), 0);
-    dataplane_cleanup(&dp);
-    dataplane_from_pod(pod, "annotated", view, NULL, &dp);
-    assert_string_equal(dp.mesh, "ann-mesh");
-    dataplane_cleanup(&dp);
-    json_t *pod2 = load("{\"metadata\":{\"name\":\"p\",\"namespace\":\"meshy\",\"labels\":"
-                        "{\"kuma.io/mesh\":\"mine\"}}}");
-    dataplane_from_pod(pod2, NULL, view, NULL, &dp);
-    assert_string_equal(dp.mesh, "mine");
-    dataplane_cleanup(&dp);
-
-    /* Not a pod at all, no set: an empty dataplane in "default". */
-    json_t *junk = load("[1]");
-    dataplane_from_pod(junk, "", NULL, NULL, &dp);
-    assert_string_equal(dp.name, "");
-    assert_string_equal(dp.namespace, "default");
-    assert_string_equal(dp.mesh, "default");
-    check_json("junk labels", dp.labels,
-               "{\"k8s.kuma.io/namespace\":\"default\",\"kuma.io/mesh\":\"default\","
-               "\"kuma.io/proxy-type\":\"sidecar\"}");
-    check_json("junk inbounds", dp.inbounds, "[]");
-    dataplane_cleanup(&dp);
-
-    /* A zeroed dataplane cleans up. */
-    memset(&dp, 0, sizeof dp);
-    dataplane_cleanup(&dp);
-
-    json_decref(junk);
-    json_decref(pod2);
-    json_decref(pod);
-    view_unref(view);
-}
-
-struct select_case {
-    const char *name;
-    const char *policy;
-    bool web;    /* selects web-1 in shop (two inbounds) */
-    bool lonely; /* selects lonely in shop (no Service, no inbounds) */
-};
-
-#define TR(tr) POL(SYS, "p", "{}", tr)
-#define TRNS(ns, tr) POL(ns, "p", "{}", tr)
-
-static const struct select_case select_cases[] = {
-    {"Mesh", TR(K("Mesh")), true, true},
-    {"no targetRef", "{\"metadata\":{\"name\":\"p\",\"namespace\":\"" SYS "\"},\"spec\":{}}", true,
-     true},
-    {"null targetRef", TR("null"), true, true},
-    {"no metadata.namespace = system namespace",
-     "{\"metadata\":{\"name\":\"p\"},\"spec\":{\"targetRef\":{\"kind\":\"Mesh\"}}}", true, true},
-    {"proxyTypes Sidecar", TR("{\"kind\":\"Mesh\",\"proxyTypes\":[\"Sidecar\"]}"), true, true},
-    {"proxyTypes Gateway", TR("{\"kind\":\"Mesh\",\"proxyTypes\":[\"Gateway\"]}"), false, false},
-    {"proxyTypes empty", TR("{\"kind\":\"Mesh\",\"proxyTypes\":[]}"), true, true},
-    {"proxyTypes both", TR("{\"kind\":\"Mesh\",\"proxyTypes\":[\"Gateway\",\"Sidecar\"]}"), true,
-     true},
-    {"other mesh", POL(SYS, "p", "{\"kuma.io/mesh\":\"other\"}", K("Mesh")), false, false},
-    {"default mesh label", POL(SYS, "p", "{\"kuma.io/mesh\":\"default\"}", K("Mesh")), true, true},
-    {"pod namespace", TRNS("shop", K("Mesh")), true, true},
-    {"another namespace", TRNS("other-ns", K("Mesh")), false, false},
-    {"MeshSubset app=web", TR("{\"kind\":\"MeshSubset\",\"tags\":{\"app\":\"web\"}}"), true, false},
-    {"MeshSubset wrong version",
-     TR("{\"kind\":\"MeshSubset\",\"tags\":{\"app\":\"web\",\"version\":\"v2\"}}"), false, false},
-    {"MeshSubset protocol http",
-     TR("{\"kind\":\"MeshSubset\",\"tags\":{\"kuma.io/protocol\":"
-        "\"http\"}}"),
-     true, false},
-    {"MeshSubset service-port",
-     TR("{\"kind\":\"MeshSubset\",\"tags\":{\"k8s.kuma.io/service-port\":\"9090\"}}"), true, false},
-    {"MeshSubset no tags needs an inbound", TR("{\"kind\":\"MeshSubset\"}"), true, false},
-    {"MeshSubset wildcard", TR("{\"kind\":\"MeshSubset\",\"tags\":{\"version\":\"*\"}}"), true,
-     false},
-    {"MeshSubset wildcard needs the tag", TR("{\"kind\":\"MeshSubset\",\"tags\":{\"zone\":\"*\"}}"),
-     false, false},
-    {"MeshSubset non-string tag", TR("{\"kind\":\"MeshSubset\",\"tags\":{\"app\":1}}"), false,
-     false},
-    {"MeshSubset proxyTypes Gateway",
-     TR("{\"kind\":\"MeshSubset\",\"tags\":{\"app\":\"web\"},\"proxyTypes\":[\"Gateway\"]}"), false,
-     false},
-    {"MeshService kuma.io/service", TR("{\"kind\":\"MeshService\",\"name\":\"web_shop_svc_8080\"}"),
-     true, false},
-    {"MeshService plain name", TR("{\"kind\":\"MeshService\",\"name\":\"web\"}"), false, false},
-    {"MeshService without name", TR("{\"kind\":\"MeshService\",\"labels\":{\"app\":\"web\"}}"),
-     false, false},
-    {"MeshServiceSubset tcp port",
-     TR("{\"kind\":\"MeshServiceSubset\",\"name\":\"web_shop_svc_9090\",\"tags\":{\"kuma.io/"
-        "protocol\":\"tcp\"}}"),
-     true, false},
-    {"MeshServiceSubset tags must hold on that inbound",
-     TR("{\"kind\":\"MeshServiceSubset\",\"name\":\"web_shop_svc_9090\",\"tags\":{\"kuma.io/"
-        "protocol\":\"http\"}}"),
-     false, false},
-    {"MeshServiceSubset tags override the name (as in Kuma)",
-     TR("{\"kind\":\"MeshServiceSubset\",\"name\":\"nope\",\"tags\":{\"kuma.io/service\":"
-        "\"web_shop_svc_8080\"}}"),
-     true, false},
-    {"Dataplane all", TR(K("Dataplane")), true, true},
-    {"Dataplane labels", TR("{\"kind\":\"Dataplane\",\"labels\":{\"app\":\"web\"}}"), true, false},
-    {"Dataplane computed labels",
-     TR("{\"kind\":\"Dataplane\",\"labels\":{\"kuma.io/mesh\":\"default\",\"k8s.kuma.io/"
-        "namespace\":\"shop\",\"kuma.io/proxy-type\":\"sidecar\"}}"),
-     true, true},
-    {"Dataplane labels mismatch", TR("{\"kind\":\"Dataplane\",\"labels\":{\"app\":\"db\"}}"), false,
-     false},
-    {"Dataplane empty label value matches a missing label (Go map)",
-     TR("{\"kind\":\"Dataplane\",\"labels\":{\"absent\":\"\"}}"), true, true},
-    {"Dataplane empty labels", TR("{\"kind\":\"Dataplane\",\"labels\":{}}"), true, true},
-    {"Dataplane name and namespace",
-     TR("{\"kind\":\"Dataplane\",\"name\":\"web-1\",\"namespace\":\"shop\"}"), true, false},
-    {"Dataplane name: namespace defaults to the policy's (system)",
-     TR("{\"kind\":\"Dataplane\",\"name\":\"web-1\"}"), false, false},
-    {"Dataplane name: namespace defaults to the policy's (shop)",
-     TRNS("shop", "{\"kind\":\"Dataplane\",\"name\":\"lonely\"}"), false, true},
-    {"Dataplane other name",
-     TR("{\"kind\":\"Dataplane\",\"name\":\"web-2\",\"namespace\":\"shop\"}"), false, false},
-    {"Dataplane namespace only", TR("{\"kind\":\"Dataplane\",\"namespace\":\"shop\"}"), false,
-     false},
-    {"MeshGateway never selects a sidecar", TR("{\"kind\":\"MeshGateway\",\"name\":\"gw\"}"), false,
-     false},
-    {"MeshHTTPRoute", TR("{\"kind\":\"MeshHTTPRoute\",\"name\":\"r\"}"), false, false},
-    {"unknown kind", TR(K("Foo")), false, false},
-    {"targetRef without kind", TR("{}"), false, false},
-    {"targetRef not an object", TR("\"Mesh\""), false, false},
-    {"policy not an object", "[]", false, false},
-};
-
-static void test_select_table(void **state)
-{
-    (void)state;
-    struct policy_view *view = shop_view();
-    json_t *pod = load(web_pod);
-    json_t *lonely_pod = load("{\"metadata\":{\"name\":\"lonely\",\"namespace\":\"shop\"}}");
-    struct dataplane web, lonely;
-    struct select_context ctx = {SYS, "default"};
-    dataplane_from_pod(pod, NULL, view, NULL, &web);
-    dataplane_from_pod(lonely_pod, NULL, view, NULL, &lonely);
-    assert_int_equal(json_array_size(web.inbounds), 2);
-    for (size_t i = 0; i < sizeof select_cases / sizeof *select_cases; i++) {
-        const struct select_case *c = &select_cases[i];
-        struct policy *p = wrap(c->policy, SYS);
-        char why[256];
-        bool w = p && select_policy(p, &web, &ctx, why, sizeof why);
-        bool l = p && select_policy(p, &lonely, NULL, NULL, 0);
-        if (w != c->web || l != c->lonely)
-            fail_msg("case \"%s\": web %d (want %d), lonely %d (want %d)", c->name, w, c->web, l,
-                     c->lonely);
-        if (p && !w && !why[0])
-            fail_msg("case \"%s\": no reason given for not selecting", c->name);
-        policy_unref(p);
-    }
-    /* Another system namespace turns a kuma-system policy into a foreign one. */
-    struct policy *p = wrap(TR(K("Mesh")), "mesh-system");
-    struct select_context other = {"mesh-system", "default"};
-    char why[256];
-    assert_false(select_policy(p, &web, &other, why, sizeof why));
-    assert_non_null(strstr(why, "namespace \"kuma-system\""));
-    policy_unref(p);
-    dataplane_cleanup(&web);
-    dataplane_cleanup(&lonely);
-    json_decref(pod);
-    json_decref(lonely_pod);
-    view_unref(view);
-}
 
 /* ---- evaluation: inline cases -------------------------------------------------------- */
 
@@ -898,9 +549,8 @@ int main(void)
 {
     xalloc_install_json();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_merge_table),        cmocka_unit_test(test_compare_table),
-        cmocka_unit_test(test_dataplane_from_pod), cmocka_unit_test(test_select_table),
-        cmocka_unit_test(test_mode_names),         cmocka_unit_test(test_evaluate_nothing),
+        cmocka_unit_test(test_merge_table),        cmocka_unit_test(test_mode_names),
+        cmocka_unit_test(test_evaluate_nothing),
         cmocka_unit_test(test_evaluate_table),     cmocka_unit_test(test_many_policies),
         cmocka_unit_test(test_fixtures),
     };
