@@ -45,6 +45,8 @@ struct policy_view {
     size_t n_services;
     struct view_rejection *rejections;
     size_t n_rejections;
+    struct view_note *notes;
+    size_t n_notes;
     struct memo *memo;
     bool no_memo;
 };
@@ -115,6 +117,11 @@ static void view_free(struct policy_view *v)
         free(v->rejections[i].errors);
     }
     free(v->rejections);
+    for (size_t i = 0; i < v->n_notes; i++) {
+        free(v->notes[i].id);
+        free(v->notes[i].text);
+    }
+    free(v->notes);
     memo_free(v->memo);
     free(v->system_namespace);
     free(v->zone);
@@ -374,6 +381,20 @@ struct policy_view *view_builder_finish(struct view_builder *b, uint64_t generat
     b->n = 0;
     if (v->n_policies > 1)
         qsort(v->policies, v->n_policies, sizeof *v->policies, cmp_policies);
+    /* A zone-origin policy stamped with another zone selects no proxy of this zone. */
+    for (size_t i = 0; i < v->n_policies; i++) {
+        const struct policy *p = v->policies[i];
+        if (!p->labels.zone || !strcmp(p->labels.zone, v->zone) ||
+            (p->labels.origin && strcmp(p->labels.origin, "zone")))
+            continue;
+        v->notes = xrealloc(v->notes, (v->n_notes + 1) * sizeof *v->notes);
+        v->notes[v->n_notes].id = xstrdup(p->id);
+        v->notes[v->n_notes].text =
+            xasprintf("it carries kuma.io/zone: %s but this zone is \"%s\" (--zone), so it "
+                      "selects no data plane proxy here; set --zone to the name of Kuma's zone",
+                      p->labels.zone, v->zone);
+        v->n_notes++;
+    }
     if (v->n_meshes > 1)
         qsort(v->meshes, v->n_meshes, sizeof *v->meshes, cmp_meshes);
     build_candidates(v);
@@ -526,6 +547,12 @@ const json_t *view_owner(const struct policy_view *v, const char *kind, const ch
     const json_t *o = json_object_get(v->owners, key);
     free(key);
     return o;
+}
+
+size_t view_notes(const struct policy_view *v, const struct view_note **out)
+{
+    *out = v->notes;
+    return v->n_notes;
 }
 
 size_t view_rejections(const struct policy_view *v, const struct view_rejection **out)

@@ -39,6 +39,16 @@ struct view_rejection {
     char *errors; /* Kuma's joined message: "field: msg; field: msg" */
 };
 
+/*
+ * Something about a policy that makes it select nothing although it is valid
+ * (e.g. it carries another zone's kuma.io/zone label: --zone does not match
+ * the zone Kuma stamped on it). Shown by /readyz?verbose and logged once.
+ */
+struct view_note {
+    char *id;   /* "namespace/name" */
+    char *text; /* one sentence */
+};
+
 /* Object counts, for metrics and logs. */
 struct view_counts {
     size_t meshmetrics, meshes, namespaces, services, owners, rejected;
@@ -117,6 +127,9 @@ size_t view_services(const struct policy_view *v, const char *ns, const json_t *
 /* A ReplicaSet's or Job's object (kind "ReplicaSet" or "Job") in ns, or NULL. Borrowed. */
 const json_t *view_owner(const struct policy_view *v, const char *kind, const char *ns,
                          const char *name);
+
+/* Notes about valid policies (see struct view_note). Borrowed. */
+size_t view_notes(const struct policy_view *v, const struct view_note **out);
 
 /* The policies left out because Kuma would reject them. Borrowed. */
 size_t view_rejections(const struct policy_view *v, const struct view_rejection **out);
