@@ -1,5 +1,6 @@
 """Decoding of the Kubernetes protobuf wire format for the few objects that kubectl's
-typed clients send as protobuf (`kubectl create namespace|configmap|secret`, `kubectl run`).
+typed clients send as protobuf (`kubectl create namespace|configmap|secret|serviceaccount|role|
+rolebinding|clusterrole|clusterrolebinding|token`, `kubectl run`, `kubectl auth can-i`).
 
 Wire format: magic "k8s\\0", then a runtime.Unknown {typeMeta{apiVersion=1,kind=2}=1, raw=2,
 contentEncoding=3, contentType=4}; raw is the object's own message (field numbers from
@@ -65,7 +66,35 @@ PODSPEC = {2: ("containers", ("rep", CONTAINER)), 3: ("restartPolicy", S), 4: ("
            20: ("initContainers", ("rep", CONTAINER)), 22: ("serviceAccount", S)}
 SVCPORT = {1: ("name", S), 2: ("protocol", S), 3: ("port", I), 4: ("targetPort", "intorstr"), 5: ("nodePort", I)}
 SVCSPEC = {1: ("ports", ("rep", SVCPORT)), 2: ("selector", MAP_SS), 3: ("clusterIP", S), 4: ("type", S)}
+OBJREF = {1: ("kind", S), 2: ("namespace", S), 3: ("name", S), 4: ("uid", S), 5: ("apiVersion", S),
+          6: ("resourceVersion", S), 7: ("fieldPath", S)}
+LABELSEL = {1: ("matchLabels", MAP_SS),
+            2: ("matchExpressions", ("rep", {1: ("key", S), 2: ("operator", S), 3: ("values", ("rep", S))}))}
+RULE = {1: ("verbs", ("rep", S)), 2: ("apiGroups", ("rep", S)), 3: ("resources", ("rep", S)),
+        4: ("resourceNames", ("rep", S)), 5: ("nonResourceURLs", ("rep", S))}
+SUBJECT = {1: ("kind", S), 2: ("apiGroup", S), 3: ("name", S), 4: ("namespace", S)}
+ROLEREF = {1: ("apiGroup", S), 2: ("kind", S), 3: ("name", S)}
+RESATTR = {1: ("namespace", S), 2: ("verb", S), 3: ("group", S), 4: ("version", S), 5: ("resource", S),
+           6: ("subresource", S), 7: ("name", S)}
+NONRESATTR = {1: ("path", S), 2: ("verb", S)}
+# k8s.io/api v0.32.0 rbac/v1, authentication/v1, authorization/v1 generated.proto
 TYPES = {
+    "ServiceAccount": {1: ("metadata", META), 2: ("secrets", ("rep", OBJREF)),
+                       3: ("imagePullSecrets", ("rep", {1: ("name", S)})), 4: ("automountServiceAccountToken", BOOL)},
+    "Role": {1: ("metadata", META), 2: ("rules", ("rep", RULE))},
+    "ClusterRole": {1: ("metadata", META), 2: ("rules", ("rep", RULE)),
+                    3: ("aggregationRule", {1: ("clusterRoleSelectors", ("rep", LABELSEL))})},
+    "RoleBinding": {1: ("metadata", META), 2: ("subjects", ("rep", SUBJECT)), 3: ("roleRef", ROLEREF)},
+    "ClusterRoleBinding": {1: ("metadata", META), 2: ("subjects", ("rep", SUBJECT)), 3: ("roleRef", ROLEREF)},
+    "TokenRequest": {1: ("metadata", META), 2: ("spec", {1: ("audiences", ("rep", S)), 4: ("expirationSeconds", I),
+                                                         3: ("boundObjectRef", {1: ("kind", S), 2: ("apiVersion", S),
+                                                                                3: ("name", S), 4: ("uid", S)})})},
+    "SelfSubjectAccessReview": {1: ("metadata", META), 2: ("spec", {1: ("resourceAttributes", RESATTR),
+                                                                    2: ("nonResourceAttributes", NONRESATTR)})},
+    "SelfSubjectRulesReview": {1: ("metadata", META), 2: ("spec", {1: ("namespace", S)})},
+    "SubjectAccessReview": {1: ("metadata", META), 2: ("spec", {1: ("resourceAttributes", RESATTR),
+                                                                2: ("nonResourceAttributes", NONRESATTR),
+                                                                3: ("user", S), 4: ("groups", ("rep", S)), 6: ("uid", S)})},
     "Namespace": {1: ("metadata", META), 2: ("spec", {1: ("finalizers", ("rep", S))})},
     "ConfigMap": {1: ("metadata", META), 2: ("data", MAP_SS), 3: ("binaryData", MAP_SB), 4: ("immutable", BOOL)},
     "Secret": {1: ("metadata", META), 2: ("data", MAP_SB), 3: ("type", S), 4: ("stringData", MAP_SS), 5: ("immutable", BOOL)},

@@ -14,6 +14,7 @@ import base64
 import collections
 import copy
 import datetime
+import hashlib
 import http.client
 import http.server
 import json
@@ -34,10 +35,14 @@ import urllib.parse
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import gotime  # noqa: E402
 import jsonpatch_v4  # noqa: E402
 import k8sproto  # noqa: E402
 import mergepatch  # noqa: E402
 import pki  # noqa: E402
+import rbac  # noqa: E402
+import schema  # noqa: E402
+import tables  # noqa: E402
 
 try:
     import yaml
@@ -92,15 +97,16 @@ def qbool(q, name):
 # ----------------------------------------------------------------------------- errors
 
 class ApiError(Exception):
-    def __init__(self, code, message, reason=None, details=None, status="Failure"):
+    def __init__(self, code, message, reason=None, details=None, status="Failure", list_meta=None):
         super().__init__(message)
         self.code = code
         self.message = message
         self.reason = reason if reason is not None else REASONS.get(code, "")
         self.details = details
+        self.list_meta = list_meta or {}
 
     def status(self):
-        st = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+        st = {"kind": "Status", "apiVersion": "v1", "metadata": dict(self.list_meta), "status": "Failure",
               "message": self.message}
         if self.reason:
             st["reason"] = self.reason
@@ -108,6 +114,17 @@ class ApiError(Exception):
             st["details"] = self.details
         st["code"] = self.code
         return st
+
+
+class PlainError(Exception):
+    """A reply that is not a Status: http.Error(w, text, code) from a filter in front of the API
+    handlers (priority-and-fairness, graceful shutdown, health checks)."""
+
+    def __init__(self, code, text, headers=()):
+        super().__init__(text)
+        self.code = code
+        self.text = text
+        self.headers = list(headers)
 
 
 class RawStatusError(ApiError):
@@ -144,14 +161,43 @@ def conflict(res, name, why="the object has been modified; please apply your cha
                     "Conflict", _details(res, name))
 
 
+def aggregate(msgs):
+    """utilerrors.NewAggregate(...).Error() over field.ErrorList.ToAggregate (duplicates dropped)."""
+    seen, out = set(), []
+    for m in msgs:
+        if m not in seen:
+            seen.add(m)
+            out.append(m)
+    return out[0] if len(out) == 1 else "[" + ", ".join(out) + "]"
+
+
+def invalid_gk(gk, name, causes, group="", kind=""):
+    """errors.NewInvalid(qualifiedKind, name, errs): causes are (field, type, message-tail)."""
+    d = {}
+    if name:
+        d["name"] = name
+    if group:
+        d["group"] = group
+    if kind:
+        d["kind"] = kind
+    d["causes"] = [{"reason": t, "message": m, "field": f} for f, t, m in causes]
+    return ApiError(422, '%s "%s" is invalid: %s' % (gk, name, aggregate(["%s: %s" % (f, m) for f, _t, m in causes])),
+                    "Invalid", d)
+
+
 def invalid(res, name, causes):
     """causes: list of (field, type, message-tail)."""
-    msgs = ["%s: %s" % (f, m) for f, _t, m in causes]
-    agg = msgs[0] if len(msgs) == 1 else "[" + ", ".join(msgs) + "]"
-    d = _details(res, name)
-    d["kind"] = res.kind
-    d["causes"] = [{"reason": t, "message": m, "field": f} for f, t, m in causes]
-    return ApiError(422, '%s "%s" is invalid: %s' % (res.gk, name, agg), "Invalid", d)
+    return invalid_gk(res.gk, name, causes, res.group, res.kind)
+
+
+def decode_error(res, err):
+    """handlers/rest.go transformDecodeError for a body whose kind is known."""
+    return bad_request('%s in version "%s" cannot be handled as a %s: %s' % (res.kind, res.version, res.kind, err))
+
+
+def patch_invalid(value, err):
+    """patch.go: a patched object that does not decode -> NewInvalid(GroupKind{}, "", patch: Invalid value)."""
+    return invalid_gk("", "", [("patch", "FieldValueInvalid", "Invalid value: %s: %s" % (schema.go_quote(value), err))])
 
 
 def bad_request(msg):
@@ -171,7 +217,7 @@ class Res:
     def __init__(self, group, version, plural, kind, namespaced, singular=None, short=(),
                  status=False, builtin=True, storage=None, categories=(), generation=True,
                  unconditional_update=True, create_on_update=False, return_deleted=False,
-                 list_kind=None, to_view=None, from_view=None):
+                 list_kind=None, to_view=None, from_view=None, verbs=None, virtual=False, subs=None):
         self.group, self.version, self.plural, self.kind = group, version, plural, kind
         self.namespaced = namespaced
         self.singular = singular or kind.lower()
@@ -187,6 +233,13 @@ class Res:
         self.list_kind = list_kind or kind + "List"
         self.to_view_fn = to_view
         self.from_view_fn = from_view
+        self.verbs = verbs or ALL_VERBS
+        self.virtual = virtual  # create-only, nothing stored (reviews)
+        self.subs = subs or {}  # extra subresources: name -> verbs
+        self.schema = None  # CRD openAPIV3Schema of this version
+        self.schema_defaults = False
+        self.printer = None  # (columns, cells, conditions) for Table output
+        self.selectable = {}  # CRD selectableFields: label -> path
 
     @property
     def gv(self):
@@ -234,6 +287,67 @@ def event_from_v1(obj):  # events.k8s.io -> core
     return o
 
 
+MICRO, TIME = gotime.RFC3339_MICRO, gotime.RFC3339
+# metav1.MicroTime / metav1.Time fields the typed decoders parse, by (group, plural) of the request:
+# (path, layout, pointer?, Go struct holding the field). A non-pointer field that is absent is
+# written back as null, as the Go types do.
+TIME_FIELDS = {
+    ("coordination.k8s.io", "leases"): [("spec.acquireTime", MICRO, True, "LeaseSpec"),
+                                        ("spec.renewTime", MICRO, True, "LeaseSpec")],
+    ("", "events"): [("eventTime", MICRO, False, "Event"), ("firstTimestamp", TIME, False, "Event"),
+                     ("lastTimestamp", TIME, False, "Event"), ("series.lastObservedTime", MICRO, False, "EventSeries")],
+    ("events.k8s.io", "events"): [("eventTime", MICRO, False, "Event"), ("deprecatedFirstTimestamp", TIME, False, "Event"),
+                                  ("deprecatedLastTimestamp", TIME, False, "Event"),
+                                  ("series.lastObservedTime", MICRO, False, "EventSeries")],
+    ("", "pods"): [("status.startTime", TIME, True, "PodStatus"),
+                   ("status.conditions[].lastProbeTime", TIME, False, "PodCondition"),
+                   ("status.conditions[].lastTransitionTime", TIME, False, "PodCondition")],
+    ("", "namespaces"): [("status.conditions[].lastTransitionTime", TIME, False, "NamespaceCondition")],
+}
+
+
+def parse_time_fields(res, obj):
+    """Decode and re-encode the time fields of a typed object (micro_time.go / time.go):
+    exactly the layout, any offset, written back in UTC. Raises schema.DecodeError or
+    gotime.GoTimeError with the decoder's message."""
+    for path, layout, pointer, struct in TIME_FIELDS.get((res.group, res.plural), ()):
+        _walk_time(obj, path.split("."), layout, pointer, struct, path.replace("[]", ""))
+
+
+def _walk_time(node, parts, layout, pointer, struct, full):
+    if not isinstance(node, dict):
+        return
+    key = parts[0]
+    if key.endswith("[]"):
+        items = node.get(key[:-2])
+        if isinstance(items, list):
+            for it in items:
+                _walk_time(it, parts[1:], layout, pointer, struct, full)
+        return
+    if len(parts) > 1:
+        _walk_time(node.get(key), parts[1:], layout, pointer, struct, full)
+        return
+    if key not in node:
+        if not pointer:
+            node[key] = None
+        return
+    v = node[key]
+    if v is None:
+        if pointer:
+            del node[key]
+        return
+    if not isinstance(v, str):
+        raise schema.type_error(v, struct, full, "string")
+    dt, ns = gotime.parse(layout, v)
+    node[key] = gotime.format_micro(dt, ns) if layout == MICRO else gotime.format_time(dt)
+
+
+def go_json(obj):
+    """encoding/json.Marshal of a map: sorted keys, HTML characters escaped."""
+    s = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return s.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
 def builtin_resources():
     R = Res
     return [
@@ -244,10 +358,22 @@ def builtin_resources():
         R("", "v1", "secrets", "Secret", True, generation=False),
         R("", "v1", "configmaps", "ConfigMap", True, short=["cm"], generation=False),
         R("", "v1", "events", "Event", True, short=["ev"], generation=False),
-        R("events.k8s.io", "v1", "events", "Event", True, short=["ev"], generation=False,
+        R("events.k8s.io", "v1", "events", "Event", True, generation=False,
           storage=("", "events"), to_view=event_to_v1, from_view=event_from_v1),
+        R("", "v1", "serviceaccounts", "ServiceAccount", True, short=["sa"], generation=False,
+          subs={"token": ["create"]}),
         R("coordination.k8s.io", "v1", "leases", "Lease", True, generation=False,
           unconditional_update=False, create_on_update=True),
+        R("rbac.authorization.k8s.io", "v1", "roles", "Role", True, generation=False),
+        R("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", True, generation=False),
+        R("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", False, generation=False),
+        R("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", False, generation=False),
+        R("authorization.k8s.io", "v1", "selfsubjectaccessreviews", "SelfSubjectAccessReview", False,
+          verbs=["create"], virtual=True),
+        R("authorization.k8s.io", "v1", "selfsubjectrulesreviews", "SelfSubjectRulesReview", False,
+          verbs=["create"], virtual=True),
+        R("authorization.k8s.io", "v1", "subjectaccessreviews", "SubjectAccessReview", False,
+          verbs=["create"], virtual=True),
         R("admissionregistration.k8s.io", "v1", "mutatingwebhookconfigurations",
           "MutatingWebhookConfiguration", False, categories=["api-extensions"]),
         R("admissionregistration.k8s.io", "v1", "validatingwebhookconfigurations",
@@ -255,6 +381,171 @@ def builtin_resources():
         R("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", False,
           short=["crd", "crds"], status=True, categories=["api-extensions"]),
     ]
+
+
+# ----------------------------------------------------------------------------- built-in validation
+
+_QNAME_RE = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
+_QNAME_MSG = ("must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric "
+              "character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is "
+              "'([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')")
+_DNS1123_MSG = ("a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and "
+                "must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is "
+                "'[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')")
+
+
+def is_dns1123_subdomain(v):
+    """apimachinery pkg/util/validation IsDNS1123Subdomain."""
+    errs = []
+    if len(v) > 253:
+        errs.append("must be no more than 253 characters")
+    if not NAME_RE.match(v):
+        errs.append(_DNS1123_MSG)
+    return errs
+
+
+def is_qualified_name(v):
+    """apimachinery pkg/util/validation IsQualifiedName."""
+    errs = []
+    parts = v.split("/")
+    if len(parts) == 1:
+        name = parts[0]
+    elif len(parts) == 2:
+        prefix, name = parts
+        if not prefix:
+            errs.append("prefix part must be non-empty")
+        else:
+            errs += ["prefix part " + m for m in is_dns1123_subdomain(prefix)]
+    else:
+        return ["a qualified name " + _QNAME_MSG[:-1] + ") with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')"]
+    if not name:
+        errs.append("name part must be non-empty")
+    elif len(name) > 63:
+        errs.append("name part must be no more than 63 characters")
+    if not _QNAME_RE.match(name):
+        errs.append("name part " + _QNAME_MSG)
+    return errs
+
+
+def _ref_struct(r):
+    """%#v of a core.ObjectReference."""
+    r = r if isinstance(r, dict) else {}
+    return "core.ObjectReference{Kind:%s, Namespace:%s, Name:%s, UID:%s, APIVersion:%s, ResourceVersion:%s, FieldPath:%s}" % tuple(
+        schema.go_quote(str(r.get(k) or "")) for k in ("kind", "namespace", "name", "uid", "apiVersion", "resourceVersion", "fieldPath"))
+
+
+def validate_event(res, ev, old):
+    """kubernetes/kubernetes pkg/apis/core/validation/events.go ValidateEventCreate/ValidateEventUpdate.
+    ev and old are the core/v1 form, so field paths use the internal (core) names, as the real
+    server reports them for both groups."""
+    causes = []
+    ns = (ev.get("metadata") or {}).get("namespace") or ""
+    inv = ev.get("involvedObject") if isinstance(ev.get("involvedObject"), dict) else {}
+    inv_ns = inv.get("namespace") or ""
+    mismatch = ("involvedObject.namespace", "FieldValueInvalid", 'Invalid value: %s: does not match event.namespace' % schema.go_quote(inv_ns))
+    s = lambda k: ev.get(k) if isinstance(ev.get(k), str) else ""
+    # legacyValidateEvent
+    if not ev.get("eventTime"):
+        if not inv_ns:
+            if ns not in ("", "default"):
+                causes.append(mismatch)
+        elif ns != inv_ns:
+            causes.append(mismatch)
+    else:
+        if not inv_ns and ns not in ("default", "kube-system"):
+            causes.append(mismatch)
+        if not s("reportingComponent"):
+            causes.append(("reportingController", "FieldValueRequired", "Required value"))
+        for m in is_qualified_name(s("reportingComponent")):
+            causes.append(("reportingController", "FieldValueInvalid", "Invalid value: %s: %s" % (schema.go_quote(s("reportingComponent")), m)))
+        if not s("reportingInstance"):
+            causes.append(("reportingInstance", "FieldValueRequired", "Required value"))
+        if len(s("reportingInstance")) > 128:
+            causes.append(("reportingInstance", "FieldValueInvalid", 'Invalid value: "": can have at most 128 characters'))
+        if not s("action"):
+            causes.append(("action", "FieldValueRequired", "Required value"))
+        if len(s("action")) > 128:
+            causes.append(("action", "FieldValueInvalid", 'Invalid value: "": can have at most 128 characters'))
+        if not s("reason"):
+            causes.append(("reason", "FieldValueRequired", "Required value"))
+        if len(s("reason")) > 128:
+            causes.append(("reason", "FieldValueInvalid", 'Invalid value: "": can have at most 128 characters'))
+        if len(s("message").encode()) > 1024:
+            causes.append(("message", "FieldValueInvalid", 'Invalid value: "": can have at most 1024 characters'))
+    for m in is_dns1123_subdomain(ns):
+        causes.append(("namespace", "FieldValueInvalid", "Invalid value: %s: %s" % (schema.go_quote(ns), m)))
+    if res.group != "events.k8s.io":
+        return causes  # core/v1: no further validation, for backwards compatibility
+    series = ev.get("series")
+    if old is None or json.dumps(series, sort_keys=True) != json.dumps(old.get("series"), sort_keys=True):
+        if isinstance(series, dict):
+            if int(series.get("count") or 0) < 2:
+                causes.append(("series.count", "FieldValueInvalid", 'Invalid value: "": should be at least 2'))
+            if not series.get("lastObservedTime"):
+                causes.append(("series.lastObservedTime", "FieldValueRequired", "Required value"))
+    if old is None:
+        if not ev.get("eventTime"):
+            causes.append(("eventTime", "FieldValueRequired", "Required value"))
+        if s("type") not in ("Normal", "Warning"):
+            causes.append(("type", "FieldValueInvalid", 'Invalid value: "": has invalid value: %s' % s("type")))
+        for f in ("firstTimestamp", "lastTimestamp"):
+            if ev.get(f):
+                causes.append((f, "FieldValueInvalid", 'Invalid value: "": needs to be unset'))
+        if ev.get("count"):
+            causes.append(("count", "FieldValueInvalid", 'Invalid value: "": needs to be unset'))
+        src = ev.get("source") if isinstance(ev.get("source"), dict) else {}
+        if src.get("component") or src.get("host"):
+            causes.append(("source", "FieldValueInvalid", 'Invalid value: "": needs to be unset'))
+        return causes
+    immutable = "field is immutable"
+
+    def same(k):
+        return json.dumps(ev.get(k), sort_keys=True) == json.dumps(old.get(k), sort_keys=True)
+    if not same("involvedObject"):
+        causes.append(("involvedObject", "FieldValueInvalid", "Invalid value: %s: %s" % (_ref_struct(inv), immutable)))
+    for f, field in (("reason", "reason"), ("message", "message"), ("source", "source"), ("firstTimestamp", "firstTimestamp"),
+                     ("lastTimestamp", "lastTimestamp"), ("count", "count"), ("reason", "reason"), ("type", "type"),
+                     ("eventTime", "eventTime"), ("action", "action"), ("related", "related"),
+                     ("reportingComponent", "reportingController"), ("reportingInstance", "reportingInstance")):
+        if not same(f):
+            v = ev.get(f)
+            causes.append((field, "FieldValueInvalid", "Invalid value: %s: %s" % (
+                schema.field_value(v) if not isinstance(v, dict) else schema.go_sharp_v(v), immutable)))
+    return causes
+
+
+def crd_default_errors(s, path):
+    """apiextensions pkg/apiserver/schema/defaulting/validation.go: a default must be valid against
+    its own schema (checked on the pruned default)."""
+    out = []
+    if not isinstance(s, dict):
+        return out
+    if "default" in s and s["default"] is not None:
+        d = copy.deepcopy(s["default"])
+        if isinstance(d, (dict, list)):
+            schema.prune(d, s, is_root=False)
+        for f, t, m in schema.validate(d, s):
+            out.append((path + ".default" + ("." + f if f else ""), t, m.replace(f + " in body", "in body") if f else m))
+    for k, v in sorted((s.get("properties") or {}).items()):
+        out += crd_default_errors(v, "%s.properties[%s]" % (path, k))
+    if isinstance(s.get("items"), dict):
+        out += crd_default_errors(s["items"], path + ".items")
+    if isinstance(s.get("additionalProperties"), dict):
+        out += crd_default_errors(s["additionalProperties"], path + ".additionalProperties")
+    return out
+
+
+def validate_lease(obj):
+    """kubernetes/kubernetes pkg/apis/coordination/validation ValidateLeaseSpec."""
+    causes = []
+    spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else {}
+    d = spec.get("leaseDurationSeconds")
+    if isinstance(d, int) and not isinstance(d, bool) and d <= 0:
+        causes.append(("spec.leaseDurationSeconds", "FieldValueInvalid", "Invalid value: %d: must be greater than 0" % d))
+    t = spec.get("leaseTransitions")
+    if isinstance(t, int) and not isinstance(t, bool) and t < 0:
+        causes.append(("spec.leaseTransitions", "FieldValueInvalid", "Invalid value: %d: must be greater than or equal to 0" % t))
+    return causes
 
 
 # ----------------------------------------------------------------------------- selectors
@@ -352,9 +643,62 @@ def _field(obj, path):
     return str(cur)
 
 
+_CORE_EVENT_FIELDS = {"involvedObject.kind", "involvedObject.namespace", "involvedObject.name", "involvedObject.uid",
+                      "involvedObject.apiVersion", "involvedObject.resourceVersion", "involvedObject.fieldPath",
+                      "reason", "reportingComponent", "source", "type", "metadata.namespace", "metadata.name"}
+# Field label conversion funcs (kubernetes/kubernetes pkg/apis/core/v1/conversion.go,
+# pkg/apis/events/v1/conversion.go): label as sent -> label of the selectable field set.
+FIELD_LABELS = {
+    ("", "pods"): {k: k for k in ("metadata.name", "metadata.namespace", "spec.nodeName", "spec.restartPolicy",
+                                  "spec.schedulerName", "spec.serviceAccountName", "spec.hostNetwork", "status.phase",
+                                  "status.podIP", "status.nominatedNodeName")},
+    ("", "namespaces"): {"metadata.name": "metadata.name", "status.phase": "status.phase"},
+    ("", "secrets"): {k: k for k in ("metadata.name", "metadata.namespace", "type")},
+    ("", "services"): {k: k for k in ("metadata.name", "metadata.namespace", "spec.clusterIP", "spec.type")},
+    ("", "events"): {k: k for k in _CORE_EVENT_FIELDS},
+    ("events.k8s.io", "events"): {
+        "reason": "reason", "regarding.kind": "involvedObject.kind", "regarding.namespace": "involvedObject.namespace",
+        "regarding.name": "involvedObject.name", "regarding.uid": "involvedObject.uid",
+        "regarding.apiVersion": "involvedObject.apiVersion", "regarding.resourceVersion": "involvedObject.resourceVersion",
+        "regarding.fieldPath": "involvedObject.fieldPath", "reportingController": "reportingComponent", "type": "type",
+        "metadata.namespace": "metadata.namespace", "metadata.name": "metadata.name"},
+}
+FIELD_LABELS[("", "pods")]["spec.host"] = "spec.nodeName"
+
+
+def convert_field_selector(res, reqs):
+    """scheme.ConvertFieldLabel for each requirement; unknown labels are a 400 (handlers/get.go)."""
+    out = []
+    for label, op, val in reqs:
+        table = FIELD_LABELS.get((res.group, res.plural)) if res.builtin else None
+        if table is not None:
+            if label not in table:
+                raise bad_request("field label not supported: %s" % label)
+            out.append((table[label], op, val))
+        elif not res.builtin:
+            if label in res.selectable or label == "metadata.name" or (res.namespaced and label == "metadata.namespace"):
+                out.append((res.selectable.get(label, label), op, val))
+            else:
+                raise bad_request("field label not supported: %s" % label)
+        else:
+            if label not in ("metadata.name", "metadata.namespace"):
+                raise bad_request('"%s" is not a known field selector: only "metadata.name", "metadata.namespace"' % label)
+            out.append((label, op, val))
+    return out
+
+
+def _selectable(obj, path):
+    """The value of a selectable field of a stored object (ToSelectableFields)."""
+    if path == "source":  # core/v1 events: source.component, else the reporting controller
+        return _field(obj, "source.component") or _field(obj, "reportingComponent")
+    if path == "spec.hostNetwork":
+        return "true" if (obj.get("spec") or {}).get("hostNetwork") else "false"
+    return _field(obj, path)
+
+
 def field_match(reqs, obj):
     for path, op, val in reqs:
-        v = _field(obj, path)
+        v = _selectable(obj, path)
         if (op == "=") != (v == val):
             return False
     return True
@@ -400,13 +744,23 @@ class Watcher:
 
 
 class Store:
-    def __init__(self, history_size, state_dir=None):
+    """Objects by storage key, one resourceVersion counter and the change history.
+
+    The history serves watch replay and, like etcd's MVCC revisions, reads of an older state:
+    snapshot(storage, ns, rv) rolls the current objects back to rv. Like etcd compaction
+    (kube-apiserver compacts every 5 minutes), revisions older than continue_ttl seconds and
+    anything before compacted_rv can no longer be read (410 Expired)."""
+
+    def __init__(self, history_size, state_dir=None, continue_ttl=300.0):
         self.lock = threading.RLock()
         self.rv = 1
         self.objects = collections.defaultdict(dict)  # storage -> {(ns, name): obj}
         self.history = collections.deque()  # (rv, storage, type, obj, old)
         self.history_size = history_size
         self.compacted_rv = 0
+        self.continue_ttl = continue_ttl
+        self.rv_times = collections.deque()  # (rv, commit time), for the time-based compaction
+        self.time_horizon = 0
         self.watchers = set()
         self.state_dir = state_dir
         self.dirty = False
@@ -435,6 +789,7 @@ class Store:
             else:
                 self.objects[storage][key] = obj
             self.history.append((self.rv, storage, typ, obj, old))
+            self.rv_times.append((self.rv, time.time()))
             while len(self.history) > self.history_size:
                 self.compacted_rv = self.history.popleft()[0]
             for w in list(self.watchers):
@@ -446,7 +801,40 @@ class Store:
     def compact(self):
         with self.lock:
             self.history.clear()
+            self.rv_times.clear()
             self.compacted_rv = self.rv
+
+    def horizon(self):
+        """The oldest resourceVersion whose state can still be read."""
+        with self.lock:
+            cutoff = time.time() - self.continue_ttl
+            while self.rv_times and self.rv_times[0][1] <= cutoff:
+                self.time_horizon = self.rv_times.popleft()[0]
+            return max(self.compacted_rv, self.time_horizon)
+
+    def snapshot(self, storage, ns, at):
+        """The objects of storage (in ns, if given) as of resourceVersion `at`, or None when that
+        state is no longer available."""
+        with self.lock:
+            if at >= self.rv:
+                return self.items(storage, ns)[1]
+            if at < self.horizon():
+                return None
+            state = dict(self.objects[storage])
+            for (rv, st, typ, obj, old) in reversed(self.history):
+                if rv <= at:
+                    break
+                if st != storage:
+                    continue
+                meta = obj["metadata"]
+                key = (meta.get("namespace", ""), meta["name"])
+                if typ == "ADDED":
+                    state.pop(key, None)
+                else:
+                    state[key] = old
+        if ns:
+            return [o for (n, _), o in state.items() if n == ns]
+        return list(state.values())
 
     # --- snapshot
     def save(self):
@@ -815,7 +1203,7 @@ class Admission:
         if a["namespace"]:
             req["namespace"] = a["namespace"]
         req.update({"operation": a["operation"],
-                    "userInfo": {"username": "admin", "groups": ["system:masters", "system:authenticated"]},
+                    "userInfo": self.srv.user(),
                     "object": a["object"], "oldObject": a["oldObject"], "dryRun": bool(a["dryRun"]),
                     "options": a["options"]})
         review = {"kind": "AdmissionReview", "apiVersion": "admission.k8s.io/v1", "request": req}
@@ -882,8 +1270,15 @@ class ApiServer:
     def __init__(self, args):
         self.args = args
         self.token = args.token
-        self.store = Store(args.history, args.state)
+        self.store = Store(args.history, args.state, getattr(args, "continue_ttl", 300.0))
         self.faults = Faults()
+        self.local = threading.local()  # the user of the request being served
+        self.token_key = hashlib.sha256(("meshmetric-sa-tokens:" + (self.token or "")).encode()).digest()
+        self.authorizer = rbac.Authorizer(
+            lambda plural, ns, name: self.store.get(("rbac.authorization.k8s.io", plural), ns, name),
+            lambda plural, ns: self.store.items(("rbac.authorization.k8s.io", plural), ns or None)[1])
+        self.shutting_down = False  # SIGTERM received: /readyz fails
+        self.draining = False  # shutdown delay over: new requests get 429
         self.admission = Admission(self)
         self.service_map = {}
         for item in (args.service_map or "").split(","):
@@ -901,11 +1296,51 @@ class ApiServer:
             _, crds = self.store.items(("apiextensions.k8s.io", "customresourcedefinitions"))
             for c in crds:
                 self.register_crd(c)
+        self.seed()
+
+    def seed(self):
+        """What a fresh cluster has: the four namespaces, their "default" ServiceAccounts and the
+        bootstrap RBAC policy."""
         for ns in ("default", "kube-system", "kube-public", "kube-node-lease"):
             if not self.store.get(("", "namespaces"), "", ns):
                 obj = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}
                 self.prepare_create(self.res("", "v1", "namespaces"), obj)
                 self.store.commit(("", "namespaces"), "ADDED", obj)
+        _, nss = self.store.items(("", "namespaces"))
+        for n in nss:
+            self.ensure_default_sa(n["metadata"]["name"])
+        for plural, obj in rbac.bootstrap_objects():
+            storage = ("rbac.authorization.k8s.io", plural)
+            if not self.store.get(storage, "", obj["metadata"]["name"]):
+                self.prepare_create(self.res("rbac.authorization.k8s.io", "v1", plural), obj)
+                self.store.commit(storage, "ADDED", obj)
+
+    def ensure_default_sa(self, ns):
+        """The ServiceAccount controller's "default" ServiceAccount in every namespace."""
+        if self.store.get(("", "serviceaccounts"), ns, "default") is None:
+            sa = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default", "namespace": ns}}
+            self.prepare_create(self.res("", "v1", "serviceaccounts"), sa)
+            self.store.commit(("", "serviceaccounts"), "ADDED", sa)
+
+    # -- authentication
+    def user(self):
+        return getattr(self.local, "user", None) or rbac.admin_user()
+
+    def authenticate(self, auth):
+        """Bearer token -> user info, or None."""
+        if not auth or not auth.startswith("Bearer "):
+            return None
+        tok = auth[len("Bearer "):].strip()
+        if tok == self.token:
+            return rbac.admin_user()
+        got = rbac.verify_token(self.token_key, tok)
+        if not got:
+            return None
+        ns, name, uid = got
+        sa = self.store.get(("", "serviceaccounts"), ns, name)
+        if sa is None or sa["metadata"].get("uid") != uid:
+            return None
+        return rbac.sa_user(ns, name, uid)
 
     def log(self, msg):
         if self.args.verbose:
@@ -944,8 +1379,23 @@ class ApiServer:
                         categories=names.get("categories") or [], unconditional_update=False,
                         list_kind=names.get("listKind"))
                 r.crd = crd["metadata"]["name"]
+                r.schema = ((v.get("schema") or {}).get("openAPIV3Schema")) or None
+                r.schema_defaults = schema.has_defaults(r.schema)
+                if r.schema_defaults:  # defaults are also applied when reading (crdConversionRESTOptionsGetter)
+                    r.to_view_fn = lambda o, s=r.schema: self._defaulted(o, s)
+                r.printer = tables.crd_printer(v)
+                for f in v.get("selectableFields") or []:
+                    jp = (f.get("jsonPath") or "").lstrip(".")
+                    if jp:
+                        r.selectable[jp] = jp
                 self.resources[(group, v["name"], names["plural"])] = r
             self.reg_version += 1
+
+    @staticmethod
+    def _defaulted(obj, s):
+        o = copy.deepcopy(obj)
+        schema.default(o, s)
+        return o
 
     def unregister_crd(self, crd, lock=True):
         with self.reg_lock:
@@ -1021,6 +1471,71 @@ class ApiServer:
             if names.get("kind"):
                 names.setdefault("singular", names["kind"].lower())
                 names.setdefault("listKind", names["kind"] + "List")
+
+    # -- decoding (handlers/create.go, update.go, patch.go; customresource_handler.go)
+    @staticmethod
+    def field_validation(q, opts_kind):
+        """fieldValidation: "" means Warn (handlers/rest.go fieldValidation)."""
+        fv = q.get("fieldValidation", "")
+        if fv not in ("", "Ignore", "Warn", "Strict"):
+            raise invalid_gk(opts_kind + ".meta.k8s.io", "", [
+                ("fieldValidation", "FieldValueNotSupported",
+                 'Unsupported value: "%s": supported values: "", "Ignore", "Strict", "Warn"' % fv)],
+                "meta.k8s.io", opts_kind)
+        return fv or "Warn"
+
+    def decode_body(self, res, body, q, warnings, opts_kind):
+        """A create/update body -> the decoded object: duplicates and unknown fields reported per
+        fieldValidation, time fields parsed, metadata coerced, custom resources pruned and defaulted."""
+        directive = self.field_validation(q, opts_kind)
+        try:
+            obj, dups = schema.loads_strict(body.decode("utf-8"))
+        except (ValueError, UnicodeDecodeError) as e:
+            raise bad_request("json: %s" % e)
+        if not isinstance(obj, dict):
+            return obj
+        return self.coerce(res, obj, directive, warnings, ['duplicate field "%s"' % d for d in dups])
+
+    def coerce(self, res, obj, directive, warnings, strict_errs=(), patch_value=None):
+        """What decoding into the Go type does to obj (in place). patch_value is set for patches:
+        failures are then 422 'patch: Invalid value' as in patch.go, else 400 (transformDecodeError)."""
+        strict = list(strict_errs)
+        try:
+            if res.builtin:
+                parse_time_fields(res, obj)
+            unknown = schema.coerce_metadata(obj, "metadata." if res.builtin else "")
+            if not res.builtin and res.schema is not None:
+                unknown += schema.prune(obj, res.schema)
+                schema.prune_nulls(obj, res.schema)
+                schema.default(obj, res.schema)
+        except (schema.DecodeError, gotime.GoTimeError) as e:
+            if patch_value is not None:
+                raise patch_invalid(patch_value, e)
+            raise decode_error(res, e)
+        strict += ['unknown field "%s"' % u for u in unknown]
+        if strict and directive == "Warn":
+            warnings.extend(strict)
+        elif strict and directive == "Strict":
+            msg = "strict decoding error: " + ", ".join(strict)
+            if patch_value is not None:
+                raise patch_invalid(patch_value, msg)
+            raise decode_error(res, msg)
+        return obj
+
+    def coerce_admitted(self, res, obj):
+        """After mutating admission: the patched object is decoded again (errors are 500 as in the
+        mutating dispatcher); custom resources are pruned and defaulted without reporting."""
+        try:
+            if res.builtin:
+                parse_time_fields(res, obj)
+            schema.coerce_metadata(obj, "metadata." if res.builtin else "")
+        except (schema.DecodeError, gotime.GoTimeError) as e:
+            raise internal_error(str(e))
+        if not res.builtin and res.schema is not None:
+            schema.prune(obj, res.schema)
+            schema.prune_nulls(obj, res.schema)
+            schema.default(obj, res.schema)
+        return obj
 
     def prepare_create(self, res, obj):
         """BeforeCreate: name from generateName, uid, timestamps, generation, kind specifics."""
@@ -1104,6 +1619,22 @@ class ApiServer:
         if res.plural == "pods" and res.builtin and not old:
             if not ((obj.get("spec") or {}).get("containers")):
                 causes.append(("spec.containers", "FieldValueRequired", "Required value"))
+        if res.plural == "customresourcedefinitions" and res.builtin:
+            for i, v in enumerate((obj.get("spec") or {}).get("versions") or []):
+                s = ((v or {}).get("schema") or {}).get("openAPIV3Schema")
+                fp = "spec.versions[%d].schema.openAPIV3Schema" % i
+                if not s:
+                    causes.append((fp, "FieldValueRequired", "Required value: schemas are required"))
+                elif not s.get("type") and not s.get("x-kubernetes-preserve-unknown-fields"):
+                    causes.append((fp + ".type", "FieldValueRequired", "Required value: must not be empty at the root"))
+                else:
+                    causes += crd_default_errors(s, fp)
+        if res.builtin and res.storage == ("", "events"):
+            causes += validate_event(res, res.from_view(dict(obj)), res.from_view(dict(old)) if old else None)
+        if res.builtin and res.plural == "leases":
+            causes += validate_lease(obj)
+        if not res.builtin and res.schema is not None:
+            causes += schema.validate(obj, res.schema, old if old is not None else schema.MISSING)
         if causes:
             raise invalid(res, name, causes)
 
@@ -1178,6 +1709,7 @@ class ApiServer:
         self.admission.run(a, True, warnings)
         obj = a["object"]
         obj["apiVersion"], obj["kind"] = res.gv, res.kind
+        self.coerce_admitted(res, obj)
         self.apply_defaults(res, obj)
         obj.setdefault("metadata", {})
         if res.namespaced:
@@ -1197,6 +1729,8 @@ class ApiServer:
             self.store.commit(res.storage, "ADDED", stored)
         if res.plural == "customresourcedefinitions" and res.builtin:
             self.register_crd(stored)
+        if res.plural == "namespaces" and res.builtin:
+            self.ensure_default_sa(name)
         return res.to_view(stored)
 
     def prepare_update(self, res, cur, new, sub):
@@ -1257,6 +1791,7 @@ class ApiServer:
         a = self.attrs(res, "UPDATE", sub, ns, name, new, cur, dry, self.options("UpdateOptions", q))
         self.admission.run(a, True, warnings)
         new = self.prepare_update(res, cur, a["object"], sub) if sub != "status" else a["object"]
+        self.coerce_admitted(res, new)
         new["metadata"]["name"] = name
         self.apply_defaults(res, new)
         self.validate(res, new, cur)
@@ -1298,13 +1833,16 @@ class ApiServer:
         if ctype not in accepted:
             raise ApiError(415, "the body of the request was in an unknown format - accepted media types include: "
                            + ", ".join(accepted), "UnsupportedMediaType")
+        opt_causes = []
+        if ctype == APPLY_PATCH and not q.get("fieldManager"):
+            opt_causes.append(("fieldManager", "FieldValueRequired", "Required value: is required for apply patch"))
         if q.get("force") and ctype != APPLY_PATCH:
-            raise invalid_opts("force", "Forbidden: may not be specified for non-apply patch")
+            opt_causes.append(("force", "FieldValueForbidden", "Forbidden: may not be specified for non-apply patch"))
+        if opt_causes:
+            raise invalid_gk("PatchOptions.meta.k8s.io", "", opt_causes, "meta.k8s.io", "PatchOptions")
+        directive = self.field_validation(q, "PatchOptions")
+        strict = []
         if ctype == APPLY_PATCH:
-            if not q.get("fieldManager"):
-                raise ApiError(422, 'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: is required for apply patch',
-                               "Invalid", {"group": "meta.k8s.io", "kind": "PatchOptions",
-                                           "causes": [{"reason": "FieldValueRequired", "message": "Required value: is required for apply patch", "field": "fieldManager"}]})
             try:
                 text = body.decode("utf-8")
                 patch = yaml.safe_load(text) if yaml else json.loads(text)
@@ -1314,18 +1852,24 @@ class ApiServer:
                 raise bad_request("the object provided is unrecognized")
         else:
             try:
-                patch = json.loads(body.decode("utf-8") or "null")
-            except ValueError as e:
+                patch, dups = schema.loads_strict(body.decode("utf-8") or "null")
+            except (ValueError, UnicodeDecodeError) as e:
                 raise bad_request("error decoding patch: %s" % e)
+            prefix = "json patch " if ctype == JSON_PATCH else ""
+            strict = ['%sduplicate field "%s"' % (prefix, d) for d in dups]
         if sub and not (sub == "status" and res.status):
             raise ApiError(404, "the server could not find the requested resource", "NotFound", {})
         cur_stored = self.store.get(res.storage, ns if res.namespaced else "", name)
+        if ctype == APPLY_PATCH:
+            self.check_typed_patch(res, ns, name, patch)
         if cur_stored is None:
             if ctype == APPLY_PATCH and not sub:
                 patch.setdefault("metadata", {})["name"] = name
+                self.coerce(res, patch, "Ignore", warnings)
                 return 201, self.create(res, ns, patch, q, warnings)
             raise not_found(res, name)
         cur = res.to_view(cur_stored)
+        patch_value = None
         if ctype == JSON_PATCH:
             try:
                 ops = jsonpatch_v4.decode_patch(patch)
@@ -1336,14 +1880,17 @@ class ApiServer:
                 # NewGenericServerResponse(422, "", schema.GroupResource{}, "", err, ...)
                 d = {"causes": [{"reason": "UnexpectedServerResponse", "message": str(e)}]}
                 raise ApiError(422, "the server rejected our request due to an error in our request", "Invalid", d)
+            patch_value = go_json(new) if isinstance(new, dict) else None
         elif ctype == MERGE_PATCH:
             if not isinstance(patch, dict):
                 raise bad_request("json: cannot unmarshal %s into Go value of type map[string]interface {}" % jsonpatch_v4._gotype(patch))
             new = mergepatch.merge_patch(cur, patch)
+            patch_value = go_json(new)
         elif ctype == STRATEGIC_PATCH:
             if not isinstance(patch, dict):
                 raise bad_request("json: cannot unmarshal %s into Go value of type map[string]interface {}" % jsonpatch_v4._gotype(patch))
             new = mergepatch.strategic_merge(cur, patch)
+            patch_value = schema.go_plus_v(patch)
         else:  # apply: create-or-merge
             pm = patch.get("metadata") or {}
             if pm.get("name") and pm["name"] != name:
@@ -1353,7 +1900,27 @@ class ApiServer:
             new = mergepatch.strategic_merge(cur, patch) if res.builtin else mergepatch.merge_patch(cur, patch)
         if not isinstance(new, dict):
             raise bad_request("patched object is not an object")
+        if patch_value is not None:
+            self.coerce(res, new, directive, warnings, strict, patch_value=patch_value)
+        else:
+            self.coerce(res, new, "Ignore", warnings)
         return self.update(res, ns, name, new, q, warnings, sub, precondition=False, created_ok=False)
+
+    def check_typed_patch(self, res, ns, name, patch):
+        """Server-side apply converts the applied object with the CRD schema first; fields the
+        schema does not declare fail it (managedfields structuredmerge.go: a plain error, so 500
+        with no reason, whatever fieldValidation says)."""
+        if res.builtin or res.schema is None:
+            return
+        probe = copy.deepcopy(patch)
+        probe.pop("metadata", None)
+        paths = schema.prune(probe, res.schema)
+        if not paths:
+            return
+        errs = [".%s: field not declared in schema" % p for p in paths]
+        detail = errs[0] if len(errs) == 1 else "errors:\n  " + "\n  ".join(errs)
+        raise ApiError(500, "failed to create typed patch object (%s/%s; %s, Kind=%s): %s" % (
+            ns if res.namespaced else "", name, res.gv if res.group else "/" + res.gv, res.kind, detail), "")
 
     def crd_deleted(self, crd):
         self.unregister_crd(crd)
@@ -1429,68 +1996,229 @@ class ApiServer:
         return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": d}
 
     def list(self, res, ns, q):
+        """GET on a collection. Follows apiserver v0.32.0 pkg/storage/cacher (what is served from the
+        watch cache: resourceVersion=0 ignores limit) and pkg/storage/etcd3/store.go GetList (exact
+        reads at an older resourceVersion, continue tokens, compaction -> 410)."""
+        causes = validate_list_options(q, watch=False)
+        if causes:
+            raise invalid_gk("ListOptions.meta.k8s.io", "", causes, "meta.k8s.io", "ListOptions")
         lsel = parse_label_selector(q.get("labelSelector", ""))
-        fsel = parse_field_selector(q.get("fieldSelector", ""))
+        fsel = convert_field_selector(res, parse_field_selector(q.get("fieldSelector", "")))
         limit = q.get("limit")
         try:
             limit = int(limit) if limit else 0
         except ValueError:
             raise bad_request("limit: Invalid value: %r" % limit)
+        limit = max(limit, 0)
         cont = q.get("continue")
-        rvq = q.get("resourceVersion")
-        match = q.get("resourceVersionMatch")
-        if match and not rvq:
-            raise invalid_opts("resourceVersionMatch", "Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided")
-        if match and cont:
-            raise invalid_opts("resourceVersionMatch", "Forbidden: resourceVersionMatch is forbidden when continue is provided")
-        if match and match not in ("Exact", "NotOlderThan"):
-            raise invalid_opts("resourceVersionMatch", 'Unsupported value: "%s": supported values: "Exact", "NotOlderThan"' % match)
-        rv, items = self.store.items(res.storage, ns if res.namespaced else None)
-        if rvq and rvq != "0":
-            try:
-                want = int(rvq)
-            except ValueError:
-                raise bad_request('resourceVersion: Invalid value: "%s": must be a non-negative integer' % rvq)
-            if want > rv:
-                raise ApiError(504, "Too large resource version: %d, current: %d" % (want, rv), "Timeout",
-                               {"causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}],
-                                "retryAfterSeconds": 1})
-            if match == "Exact" and want < self.store.compacted_rv:
-                raise ApiError(410, "too old resource version: %d (%d)" % (want, self.store.compacted_rv), "Expired")
+        rvq = q.get("resourceVersion") or ""
+        match = q.get("resourceVersionMatch") or ""
+        scope_ns = ns if res.namespaced else None
+        store = self.store
         start = None
         if cont:
-            try:
-                tok = json.loads(base64.urlsafe_b64decode(cont + "=" * (-len(cont) % 4)))
-                rv, start = int(tok["rv"]), tok["start"]
-            except Exception:
-                raise bad_request("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)")
-        items.sort(key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]))
-        out, nxt = [], None
-        for o in items:
-            k = "%s/%s" % (o["metadata"].get("namespace", ""), o["metadata"]["name"])
-            if start is not None and k <= start:
+            if rvq and rvq != "0":
+                raise bad_request("specifying resource version is not allowed when using continue")
+            start, tok_rv = decode_continue(cont)
+            if tok_rv < 0:  # continue at the latest state (after an expired token)
+                rv, items = store.items(res.storage, scope_ns)
+            else:
+                rv, items = tok_rv, store.snapshot(res.storage, scope_ns, tok_rv)
+                if items is None:
+                    raise ApiError(410, CONTINUE_INCONSISTENT, "Expired",
+                                   list_meta={"continue": encode_continue(start, -1, raw_start=True)})
+        else:
+            with store.lock:
+                current, items = store.items(res.storage, scope_ns)
+            rv = current
+            if rvq == "0":
+                limit = 0  # served from the watch cache, which does not paginate
+            elif rvq:
+                try:
+                    want = int(rvq)
+                    if want < 0:
+                        raise ValueError
+                except ValueError:
+                    raise bad_request("invalid resource version: strconv.ParseUint: parsing %s: invalid syntax" % schema.go_quote(rvq))
+                if want > current:
+                    raise ApiError(504, "Too large resource version: %d, current: %d" % (want, current), "Timeout",
+                                   {"causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}],
+                                    "retryAfterSeconds": 1})
+                if match == "Exact" or (not match and limit):
+                    rv, items = want, store.snapshot(res.storage, scope_ns, want)
+                    if items is None:
+                        raise ApiError(410, "The resourceVersion for the provided list is too old.", "Expired")
+        if res.namespaced and not ns:
+            key = lambda o: "%s/%s" % (o["metadata"].get("namespace", ""), o["metadata"]["name"])
+        else:
+            key = lambda o: o["metadata"]["name"]
+        items = sorted(items, key=key)
+        out, more, remaining = [], False, 0
+        for i, o in enumerate(items):
+            if start is not None and key(o) < start:
                 continue
             if lsel and not label_match(lsel, o["metadata"].get("labels")):
                 continue
             if fsel and not field_match(fsel, o):
                 continue
             if limit and len(out) >= limit:
-                nxt = "%s/%s" % (out[-1]["metadata"].get("namespace", ""), out[-1]["metadata"]["name"])
+                more = True
+                remaining = len(items) - i
                 break
             out.append(o)
         lm = {"resourceVersion": str(rv)}
-        if nxt:
-            lm["continue"] = base64.urlsafe_b64encode(json.dumps({"rv": rv, "start": nxt}).encode()).decode().rstrip("=")
+        if more:
+            lm["continue"] = encode_continue(key(out[-1]), rv)
             if not lsel and not fsel:
-                idx = next(i for i, o in enumerate(items) if "%s/%s" % (o["metadata"].get("namespace", ""), o["metadata"]["name"]) == nxt)
-                lm["remainingItemCount"] = len(items) - idx - 1
+                lm["remainingItemCount"] = remaining
         return {"kind": res.list_kind, "apiVersion": res.gv, "metadata": lm,
                 "items": [res.to_view(o) for o in out]}
 
 
-def invalid_opts(field, msg):
-    return ApiError(422, 'ListOptions.meta.k8s.io "" is invalid: %s: %s' % (field, msg), "Invalid",
-                    {"group": "meta.k8s.io", "kind": "ListOptions", "causes": [{"reason": "FieldValueInvalid", "message": msg, "field": field}]})
+CONTINUE_INCONSISTENT = (
+    "The provided continue parameter is too old to display a consistent list result. You can start a new list "
+    "without the continue parameter, or use the continue token in this response to retrieve the remainder of the "
+    "results. Continuing with the provided token results in an inconsistent list - objects that were created, "
+    "modified, or deleted between the time the first chunk was returned and now may show up in the list.")
+
+
+def encode_continue(last_key, rv, raw_start=False):
+    """storage.EncodeContinue: base64url(JSON {"v","rv","start"}); start is the key after the last item."""
+    start = last_key if raw_start else last_key + "\x00"
+    tok = json.dumps({"v": "meta.k8s.io/v1", "rv": rv, "start": start}, separators=(",", ":"))
+    return base64.urlsafe_b64encode(tok.encode()).decode().rstrip("=")
+
+
+def decode_continue(value):
+    """storage.DecodeContinue -> (start key, resourceVersion); errors are 400 BadRequest."""
+    pre = "invalid continue token: "
+    try:
+        data = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+        tok = json.loads(data)
+    except (ValueError, TypeError) as e:
+        raise bad_request(pre + "continue key is not valid: %s" % e)
+    if not isinstance(tok, dict) or tok.get("v") != "meta.k8s.io/v1":
+        raise bad_request(pre + "continue key is not valid: server does not recognize this encoded version %s"
+                          % ((tok or {}).get("v", "") if isinstance(tok, dict) else ""))
+    rv = tok.get("rv")
+    if not isinstance(rv, int) or rv == 0:
+        raise bad_request(pre + "continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)")
+    start = tok.get("start")
+    if not isinstance(start, str) or not start:
+        raise bad_request(pre + "continue key is not valid: encoded start key empty (version meta.k8s.io/v1)")
+    return start, rv
+
+
+def validate_list_options(q, watch):
+    """apimachinery pkg/apis/meta/internalversion/validation ValidateListOptions (WatchList enabled)."""
+    causes = []
+    match = q.get("resourceVersionMatch") or ""
+    has_initial = "sendInitialEvents" in q
+    forbidden = lambda f, m: causes.append((f, "FieldValueForbidden", "Forbidden: " + m))
+    if watch:
+        if has_initial and match != "NotOlderThan":
+            forbidden("resourceVersionMatch", "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan")
+        if match:
+            if not has_initial:
+                forbidden("resourceVersionMatch", "resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided")
+            if match != "NotOlderThan":
+                causes.append(("resourceVersionMatch", "FieldValueNotSupported",
+                               'Unsupported value: "%s": supported values: "NotOlderThan"' % match))
+            if q.get("continue"):
+                forbidden("resourceVersionMatch", "resourceVersionMatch is forbidden when continue is provided")
+        return causes
+    if match:
+        if not q.get("resourceVersion"):
+            forbidden("resourceVersionMatch", "resourceVersionMatch is forbidden unless resourceVersion is provided")
+        if q.get("continue"):
+            forbidden("resourceVersionMatch", "resourceVersionMatch is forbidden when continue is provided")
+        if match not in ("Exact", "NotOlderThan"):
+            causes.append(("resourceVersionMatch", "FieldValueNotSupported",
+                           'Unsupported value: "%s": supported values: "Exact", "NotOlderThan", ""' % match))
+        if match == "Exact" and q.get("resourceVersion") == "0":
+            forbidden("resourceVersionMatch", 'resourceVersionMatch "exact" is forbidden for resourceVersion "0"')
+    if has_initial:
+        forbidden("sendInitialEvents", "sendInitialEvents is forbidden for list")
+    return causes
+
+
+def request_info(method, path, q):
+    """apiserver v0.32.0 pkg/endpoints/request/requestinfo.go: the attributes a request is authorized on."""
+    parts = [urllib.parse.unquote(p) for p in path.strip("/").split("/")] if path.strip("/") else []
+    nr_verb = {"GET": "get", "HEAD": "get", "POST": "post", "PUT": "put", "PATCH": "patch", "DELETE": "delete"}.get(method, method.lower())
+    info = {"resourceRequest": False, "verb": nr_verb, "path": path, "group": "", "version": "", "resource": "",
+            "subresource": "", "namespace": "", "name": "", "nameInPath": False, "extraParts": False}
+    if parts[:2] == ["api", "v1"] and len(parts) > 2:
+        group, version, rest = "", "v1", parts[2:]
+    elif parts[:1] == ["apis"] and len(parts) > 3:
+        group, version, rest = parts[1], parts[2], parts[3:]
+    else:
+        return info
+    ns = ""
+    if rest[0] == "namespaces" and len(rest) > 1:
+        ns = rest[1]
+        if len(rest) > 2 and rest[2] not in ("status", "finalize"):
+            rest = rest[2:]
+    name = rest[1] if len(rest) > 1 else ""
+    if method in ("GET", "HEAD"):
+        verb = "get" if name else ("watch" if qbool(q, "watch") else "list")
+    elif method == "DELETE":
+        verb = "delete" if name else "deletecollection"
+    else:
+        verb = {"POST": "create", "PUT": "update", "PATCH": "patch"}.get(method, method.lower())
+    info.update({"resourceRequest": True, "verb": verb, "group": group, "version": version, "resource": rest[0],
+                 "subresource": rest[2] if len(rest) > 2 else "", "namespace": ns, "name": name,
+                 "nameInPath": bool(name), "extraParts": len(rest) > 3})
+    if verb in ("list", "watch") and q.get("fieldSelector"):
+        try:
+            for f, op, v in parse_field_selector(q["fieldSelector"]):
+                if f == "metadata.name" and op == "=":
+                    info["name"] = v
+        except ApiError:
+            pass
+    return info
+
+
+def negotiate_transform(accept):
+    """The as=Table / as=PartialObjectMetadata(List) conversions of handlers/response.go, picked from
+    the Accept header in order; None for plain JSON."""
+    for part in (accept or "").split(","):
+        fields = [x.strip() for x in part.split(";")]
+        mt = fields[0].lower()
+        params = {}
+        for f in fields[1:]:
+            k, _, v = f.partition("=")
+            params[k.strip()] = v.strip()
+        if mt not in ("application/json", "*/*", "application/*", ""):
+            continue
+        as_ = params.get("as")
+        if not as_:
+            return None
+        if params.get("g") == "meta.k8s.io" and params.get("v") in ("v1", "v1beta1"):
+            if as_ == "Table":
+                return ("Table", "meta.k8s.io/" + params["v"])
+            if as_ in ("PartialObjectMetadata", "PartialObjectMetadataList"):
+                return ("Partial", "meta.k8s.io/" + params["v"])
+    return None
+
+
+def table_printer(res):
+    """-> (printer, row_view): the built-in printer, the CRD version's columns, or the default."""
+    if not res.builtin:
+        return res.printer or tables.crd_printer({}), None
+    if res.storage == ("", "events"):
+        return tables.PRINTERS[("", "events")], (lambda v: res.from_view(dict(v))) if res.group else None
+    return tables.PRINTERS.get((res.group, res.plural), tables.DEFAULT_PRINTER), None
+
+
+_PF_EXEMPT = (str(uuid.uuid5(uuid.NAMESPACE_URL, "flowschema/exempt")), str(uuid.uuid5(uuid.NAMESPACE_URL, "prioritylevel/exempt")))
+_PF_SA = (str(uuid.uuid5(uuid.NAMESPACE_URL, "flowschema/service-accounts")), str(uuid.uuid5(uuid.NAMESPACE_URL, "prioritylevel/workload-low")))
+
+
+def pf_headers(user):
+    """filters/priority-and-fairness.go setResponseHeaders (Go canonicalises the names)."""
+    fs, pl = _PF_EXEMPT if rbac.MASTERS in user.get("groups", []) else _PF_SA
+    return [("X-Kubernetes-Pf-Flowschema-Uid", fs), ("X-Kubernetes-Pf-Prioritylevel-Uid", pl)]
 
 
 # ----------------------------------------------------------------------------- HTTP
@@ -1544,6 +2272,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         self.send_header("Cache-Control", "no-cache, private")
         self.send_header("Audit-Id", str(uuid.uuid4()))
+        for k, v in getattr(self, "extra_headers", ()):
+            self.send_header(k, v)
         for w in warnings:
             esc = w.replace("\\", "\\\\").replace('"', '\\"')
             self.send_header("Warning", '299 - "%s"' % esc)
@@ -1551,12 +2281,32 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def send_error_status(self, err, warnings=()):
-        self.send_json(err.code, err.status(), warnings)
+        st = err.status()
+        retry = (st.get("details") or {}).get("retryAfterSeconds") if isinstance(st.get("details"), dict) else None
+        if retry and int(retry) > 0:  # responsewriters.ErrorNegotiated
+            self.extra_headers = list(getattr(self, "extra_headers", ())) + [("Retry-After", str(int(retry)))]
+        self.send_json(err.code, st, warnings)
+
+    def send_plain(self, code, text, headers=()):
+        """net/http http.Error: text/plain, nosniff, the text and a newline."""
+        data = text.encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "text/plain; charset=utf-8")
+        self.send_header("X-Content-Type-Options", "nosniff")
+        for k, v in list(getattr(self, "extra_headers", ())) + list(headers):
+            self.send_header(k, v)
+            if k == "Connection" and v == "close":
+                self.close_connection = True
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
 
     # -- main entry
     def handle_api(self, method):
         api = self.server.api
         warnings = []
+        self.extra_headers = []
+        api.local.user = None
         try:
             u = urllib.parse.urlsplit(self.path)
             path = u.path
@@ -1564,16 +2314,34 @@ class Handler(http.server.BaseHTTPRequestHandler):
             api.requests.append({"time": time.time(), "method": method, "path": self.path,
                                  "userAgent": self.headers.get("User-Agent", ""),
                                  "contentType": self.headers.get("Content-Type", "")})
+            control = path.startswith("/_control/")
+            # filters/with_retry_after.go: once the shutdown delay is over (and in the simulated
+            # restart window) new requests get 429 + Retry-After before authentication
+            if not control and not path.startswith(("/readyz", "/livez", "/healthz", "/metrics")) and \
+                    (api.draining or time.time() < api.faults.down_until):
+                raise PlainError(429, "The apiserver is shutting down, please try again later.\n",
+                                 [("Retry-After", "5"), ("Connection", "close")])
             auth = self.headers.get("Authorization")
             anonymous_ok = path in ("/version", "/healthz", "/livez", "/readyz")
+            user = None
             if auth is not None or not anonymous_ok:
-                if auth != "Bearer " + api.token:
+                user = api.authenticate(auth)
+                if user is None:
                     raise ApiError(401, "Unauthorized", "Unauthorized")
-            if path.startswith("/_control/"):
+            api.local.user = user
+            if control:
+                if rbac.MASTERS not in user["groups"]:
+                    raise ApiError(403, 'forbidden: User "%s" cannot %s path "%s"' % (
+                        user["username"], method.lower(), path), "Forbidden", {})
                 return self.control(method, path[len("/_control/"):].strip("/"), q)
-            if time.time() < api.faults.down_until:
-                raise ApiError(503, "the server is currently unable to handle the request", "ServiceUnavailable")
-            return self.route(method, path, q, warnings)
+            if user is not None:
+                self.extra_headers += pf_headers(user)
+            return self.route(method, path, q, warnings, user)
+        except PlainError as e:
+            try:
+                self.send_plain(e.code, e.text, e.headers)
+            except OSError:
+                pass
         except ApiError as e:
             try:
                 self.send_error_status(e, warnings)
@@ -1588,9 +2356,49 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 self.send_error_status(internal_error(repr(e)), warnings)
             except OSError:
                 pass
+        finally:
+            api.local.user = None
 
-    def route(self, method, path, q, warnings):
+    def health(self, path):
         api = self.server.api
+        if path.startswith("/readyz") and (api.shutting_down or time.time() < api.faults.down_until):
+            raise PlainError(500, "[-]shutdown failed: reason withheld\nreadyz check failed\n")
+        data = b"ok"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain; charset=utf-8")
+        self.send_header("X-Content-Type-Options", "nosniff")
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(data)
+
+    def authorize(self, user, info):
+        """filters/authorization.go: 403 with responsewriters.forbiddenMessage."""
+        api = self.server.api
+        if user is None:
+            return
+        ok, reason = api.authorizer.authorize(user, info)
+        if ok:
+            return
+        msg = rbac.forbidden_message(user, info)
+        if reason:
+            msg = "%s: %s" % (msg, reason)
+        if not info["resourceRequest"]:
+            raise ApiError(403, "forbidden: " + msg, "Forbidden", {})
+        gr = "%s.%s" % (info["resource"], info["group"]) if info["group"] else info["resource"]
+        d = {}
+        if info["name"]:
+            d["name"] = info["name"]
+        if info["group"]:
+            d["group"] = info["group"]
+        d["kind"] = info["resource"]
+        if info["name"]:
+            raise ApiError(403, '%s "%s" is forbidden: %s' % (gr, info["name"], msg), "Forbidden", d)
+        raise ApiError(403, "%s is forbidden: %s" % (gr, msg), "Forbidden", d)
+
+    def route(self, method, path, q, warnings, user=None):
+        api = self.server.api
+        info = request_info(method, path, q)
+        self.authorize(user, info)
         parts = [urllib.parse.unquote(p) for p in path.strip("/").split("/")] if path.strip("/") else []
         if method == "GET":
             if path == "/version":
@@ -1599,13 +2407,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                                             "gitTreeState": "clean", "buildDate": "2024-12-11T17:55:49Z",
                                             "goVersion": "go1.23.3", "compiler": "gc", "platform": "linux/amd64"})
             if path in ("/healthz", "/livez", "/readyz"):
-                data = b"ok"
-                self.send_response(200)
-                self.send_header("Content-Type", "text/plain; charset=utf-8")
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(data)
-                return
+                return self.health(path)
             if path == "/api":
                 return self.send_json(200, {"kind": "APIVersions", "versions": ["v1"],
                                             "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1:%s" % api.port}]})
@@ -1625,33 +2427,31 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     return self.send_json(200, rl)
             if parts[:2] == ["openapi", "v3"]:
                 return self.openapi(parts[2:])
-        if parts[:2] == ["api", "v1"]:
-            group, version, rest = "", "v1", parts[2:]
-        elif parts[:1] == ["apis"] and len(parts) >= 4:
-            group, version, rest = parts[1], parts[2], parts[3:]
-        else:
+        if not info["resourceRequest"]:
             raise ApiError(404, "the server could not find the requested resource", "NotFound", {})
-        ns = ""
-        if len(rest) >= 3 and rest[0] == "namespaces" and rest[2] not in ("status", "finalize"):
-            ns, rest = rest[1], rest[2:]
-        plural = rest[0]
-        name = rest[1] if len(rest) > 1 else ""
-        sub = rest[2] if len(rest) > 2 else ""
+        group, version = info["group"], info["version"]
+        ns, plural, name, sub = info["namespace"], info["resource"], info["name"], info["subresource"]
+        if plural == "namespaces":
+            ns = ""
+        if info["verb"] in ("list", "watch") and not info["nameInPath"]:
+            name = ""
         res = api.res(group, version, plural)
-        if res is None or len(rest) > 3 or (ns and not res.namespaced) or (name and res.namespaced and not ns):
+        if res is None or info["extraParts"] or (ns and not res.namespaced) or (name and res.namespaced and not ns):
             raise ApiError(404, "the server could not find the requested resource", "NotFound", {})
-        if sub and not (sub == "status" and res.status):
+        if sub and not (sub == "status" and res.status) and sub not in res.subs:
             raise ApiError(404, "the server could not find the requested resource", "NotFound", {})
-        watch = qbool(q, "watch")
-        verb = {"GET": "get" if name else ("watch" if watch else "list"), "POST": "create", "PUT": "update",
-                "PATCH": "patch", "DELETE": "delete" if name else "deletecollection"}[method]
-        if method == "POST" and name:
+        verb = info["verb"]
+        if method == "POST" and name and not sub:
             raise ApiError(405, "the server does not allow this method on the requested resource", "MethodNotAllowed", {})
         if method in ("PUT", "PATCH") and not name:
+            raise ApiError(405, "the server does not allow this method on the requested resource", "MethodNotAllowed", {})
+        if verb not in res.verbs or (sub in res.subs and verb not in res.subs[sub]):
             raise ApiError(405, "the server does not allow this method on the requested resource", "MethodNotAllowed", {})
         api.faults.delay(verb, plural)
         rule = api.faults.take_failure(verb, plural)
         if rule:
+            if rule.get("flowcontrol"):  # filters/priority-and-fairness.go tooManyRequests
+                raise PlainError(429, "Too many requests, please try again later.\n", [("Retry-After", "1")])
             err = ApiError(rule["code"], rule.get("message") or GENERIC_MESSAGES.get(rule["code"], "injected failure"),
                            REASONS.get(rule["code"], ""))
             if rule["code"] == 429:
@@ -1670,20 +2470,26 @@ class Handler(http.server.BaseHTTPRequestHandler):
         elif body and method in ("POST", "PUT") and ctype not in ("", "application/json", "*/*"):
             raise ApiError(415, "the body of the request was in an unknown format - accepted media types include: "
                            "application/json, application/yaml, application/vnd.kubernetes.protobuf", "UnsupportedMediaType")
+        if res.virtual or (sub and sub in res.subs):
+            return self.virtual(res, ns, name, sub, body, q, user)
+        target = negotiate_transform(self.headers.get("Accept", ""))
         if verb == "get":
             o = api.store.get(res.storage, ns, name)
             if o is None:
                 raise not_found(res, name)
-            return self.send_json(200, res.to_view(o))
+            view = res.to_view(o)
+            if target:
+                return self.send_json(200, self.transform(res, target, [view], {"resourceVersion": view["metadata"].get("resourceVersion", "")}, q))
+            return self.send_json(200, view)
         if verb == "list":
-            return self.send_json(200, api.list(res, ns, q))
+            lst = api.list(res, ns, q)
+            if target:
+                return self.send_json(200, self.transform(res, target, lst["items"], lst["metadata"], q, as_list=True))
+            return self.send_json(200, lst)
         if verb == "watch":
-            return self.watch(res, ns, q)
+            return self.watch(res, ns, q, target)
         if verb in ("create", "update"):
-            try:
-                obj = json.loads(body.decode("utf-8")) if body else None
-            except ValueError as e:
-                raise bad_request("json: %s" % e)
+            obj = api.decode_body(res, body, q, warnings, "CreateOptions" if verb == "create" else "UpdateOptions") if body else None
             if verb == "create":
                 if obj is None:
                     raise bad_request("the object provided is unrecognized")
@@ -1713,6 +2519,81 @@ class Handler(http.server.BaseHTTPRequestHandler):
         lst["metadata"] = {"resourceVersion": str(api.store.rv)}
         return self.send_json(200, lst, warnings)
 
+    # -- Table and PartialObjectMetadata output (handlers/response.go)
+    def transform(self, res, target, views, list_meta, q, as_list=False):
+        kind, gv = target
+        if kind == "Partial":
+            items = [tables.partial_metadata(v, gv) for v in views]
+            if as_list:
+                return {"kind": "PartialObjectMetadataList", "apiVersion": gv, "metadata": list_meta, "items": items}
+            return items[0]
+        inc = q.get("includeObject") or "Metadata"
+        if inc not in ("None", "Metadata", "Object"):
+            raise bad_request('unrecognized includeObject value: "%s"' % inc)
+        printer, row_view = table_printer(res)
+        return tables.build_table(printer, views, list_meta, inc, False, gv, row_view)
+
+    # -- virtual endpoints: reviews and TokenRequest
+    def virtual(self, res, ns, name, sub, body, q, user):
+        api = self.server.api
+        user = user or rbac.admin_user()
+        try:
+            obj = json.loads(body.decode("utf-8")) if body.strip() else {}
+        except ValueError as e:
+            raise bad_request("json: %s" % e)
+        if not isinstance(obj, dict):
+            raise bad_request("the object provided is unrecognized")
+        spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else {}
+        if sub == "token":  # TokenRequest (pkg/registry/core/serviceaccount/storage/token.go)
+            sa = api.store.get(("", "serviceaccounts"), ns, name)
+            if sa is None:
+                raise not_found(res, name)
+            secs = spec.get("expirationSeconds") or 3600
+            if not isinstance(secs, int) or secs < 600:
+                raise invalid_gk("TokenRequest.authentication.k8s.io", "", [
+                    ("spec.expirationSeconds", "FieldValueInvalid",
+                     "Invalid value: %s: may not specify a duration less than 10 minutes" % schema.field_value(secs))],
+                    "authentication.k8s.io", "TokenRequest")
+            tok, exp = rbac.mint_token(api.token_key, ns, name, sa["metadata"]["uid"], secs, spec.get("audiences"))
+            out = {"kind": "TokenRequest", "apiVersion": "authentication.k8s.io/v1",
+                   "metadata": {"name": name, "namespace": ns, "creationTimestamp": None},
+                   "spec": {"audiences": spec.get("audiences") or [rbac.ISSUER], "expirationSeconds": secs,
+                            "boundObjectRef": spec.get("boundObjectRef")},
+                   "status": {"token": tok, "expirationTimestamp": gotime.format_time(
+                       datetime.datetime.fromtimestamp(exp, datetime.timezone.utc))}}
+            return self.send_json(201, out)
+        status = {}
+        if res.plural in ("selfsubjectaccessreviews", "subjectaccessreviews"):
+            subject = user
+            if res.plural == "subjectaccessreviews":
+                subject = {"username": spec.get("user", ""), "groups": spec.get("groups") or []}
+            ra, nra = spec.get("resourceAttributes"), spec.get("nonResourceAttributes")
+            if not isinstance(ra, dict) and not isinstance(nra, dict):
+                raise invalid_gk("%s.authorization.k8s.io" % res.kind, "", [
+                    ("spec.resourceAttributes", "FieldValueRequired",
+                     "Required value: exactly one of nonResourceAttributes or resourceAttributes must be specified")],
+                    "authorization.k8s.io", res.kind)
+            if isinstance(ra, dict):
+                attrs = {"resourceRequest": True, "verb": ra.get("verb", ""), "group": ra.get("group", ""),
+                         "resource": ra.get("resource", ""), "subresource": ra.get("subresource", ""),
+                         "namespace": ra.get("namespace", ""), "name": ra.get("name", ""), "path": ""}
+            else:
+                attrs = {"resourceRequest": False, "verb": nra.get("verb", ""), "path": nra.get("path", ""),
+                         "group": "", "resource": "", "subresource": "", "namespace": "", "name": ""}
+            ok, reason = api.authorizer.authorize(subject, attrs)
+            status = {"allowed": ok}
+            if reason:
+                status["reason"] = reason
+        else:  # selfsubjectrulesreviews
+            rr, nrr, errs = api.authorizer.rules_for(user, spec.get("namespace", ""))
+            status = {"resourceRules": rr, "nonResourceRules": nrr, "incomplete": bool(errs)}
+            if errs:
+                status["evaluationError"] = aggregate(errs)
+        meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+        meta.setdefault("creationTimestamp", None)
+        out = {"kind": res.kind, "apiVersion": res.gv, "metadata": meta, "spec": spec, "status": status}
+        return self.send_json(201, out)
+
     # -- discovery
     def groups(self):
         seen = collections.OrderedDict()
@@ -1733,7 +2614,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if r.group != group or r.version != version:
                 continue
             e = {"name": r.plural, "singularName": r.singular, "namespaced": r.namespaced, "kind": r.kind,
-                 "verbs": ALL_VERBS}
+                 "verbs": r.verbs}
             if r.short:
                 e["shortNames"] = r.short
             if r.categories:
@@ -1742,6 +2623,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if r.status:
                 out.append({"name": r.plural + "/status", "singularName": "", "namespaced": r.namespaced,
                             "kind": r.kind, "verbs": ["get", "patch", "update"]})
+            for sub, verbs in sorted(r.subs.items()):
+                out.append({"name": r.plural + "/" + sub, "singularName": "", "namespaced": r.namespaced,
+                            "group": "authentication.k8s.io", "version": "v1", "kind": "TokenRequest",
+                            "verbs": verbs})
         return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "%s/%s" % (group, version) if group else version,
                 "resources": out}
 
@@ -1773,11 +2658,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def write_chunk(self, data):
         self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
 
-    def watch(self, res, ns, q):
+    def watch(self, res, ns, q, target=None):
+        """apiserver v0.32.0 pkg/storage/cacher (cacher.go, cache_watcher.go, watch_cache.go) and
+        pkg/endpoints/handlers/watch.go."""
         api = self.server.api
         store = api.store
+        causes = validate_list_options(q, watch=True)
+        if causes:
+            raise invalid_gk("ListOptions.meta.k8s.io", "", causes, "meta.k8s.io", "ListOptions")
         lsel = parse_label_selector(q.get("labelSelector", ""))
-        fsel = parse_field_selector(q.get("fieldSelector", ""))
+        fsel = convert_field_selector(res, parse_field_selector(q.get("fieldSelector", "")))
         rvq = q.get("resourceVersion", "")
         try:
             timeout = float(q.get("timeoutSeconds") or 0)
@@ -1786,13 +2676,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if not timeout:
             timeout = api.args.watch_timeout  # the real server picks 30-60 min
         bookmarks = qbool(q, "allowWatchBookmarks")
-        send_initial = q.get("sendInitialEvents")
-        if send_initial is not None:
-            send_initial = qbool(q, "sendInitialEvents")
-            if q.get("resourceVersionMatch") != "NotOlderThan":
-                raise invalid_opts("resourceVersionMatch", "Forbidden: sendInitialEvents requires setting resourceVersionMatch to NotOlderThan")
-        elif q.get("resourceVersionMatch"):
-            raise invalid_opts("resourceVersionMatch", "Forbidden: resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided")
+        watch_list = "sendInitialEvents" in q and qbool(q, "sendInitialEvents")
         if rvq and rvq != "0":
             try:
                 since = int(rvq)
@@ -1800,8 +2684,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 raise bad_request('resourceVersion: Invalid value: "%s": must be a non-negative integer' % rvq)
         else:
             since = None
-        if send_initial is None:
-            send_initial = since is None
+        if "sendInitialEvents" in q:
+            send_initial = watch_list
+        else:
+            send_initial = since is None  # "defaults to true if resourceVersion is "" or "0""
+        if watch_list and since is not None and since > store.rv:
+            raise ApiError(504, "Too large resource version: %d, current: %d" % (since, store.rv), "Timeout",
+                           {"causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}],
+                            "retryAfterSeconds": 1})
         err = None
         w = Watcher(res.storage)
         with store.lock:
@@ -1809,15 +2699,19 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 if api.faults.expire_watches > 0:
                     api.faults.expire_watches -= 1
                     err = "too old resource version: %s (%d)" % (rvq or "0", store.rv)
-            if err is None and since is not None and since < store.compacted_rv:
+            if err is None and not send_initial and since is not None and since < store.compacted_rv:
                 err = "too old resource version: %d (%d)" % (since, store.compacted_rv)
             initial = []
             if err is None:
                 if send_initial:
-                    for o in store.objects[res.storage].values():
-                        initial.append(("ADDED", o, None))
-                    initial.sort(key=lambda e: int(e[1]["metadata"]["resourceVersion"]))
-                if since is not None:
+                    # the current state only: for sendInitialEvents (WatchList) never history
+                    objs = list(store.objects[res.storage].values())
+                    if watch_list:
+                        objs.sort(key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]))
+                    else:
+                        objs.sort(key=lambda o: int(o["metadata"]["resourceVersion"]))
+                    initial = [("ADDED", o, None) for o in objs]
+                elif since is not None:
                     for (rv, st, typ, o, old) in store.history:
                         if rv > since and st == res.storage:
                             initial.append((typ, o, old))
@@ -1827,8 +2721,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Type", "application/json")
         self.send_header("Transfer-Encoding", "chunked")
         self.send_header("Cache-Control", "no-cache, private")
+        for k, v in getattr(self, "extra_headers", ()):
+            self.send_header(k, v)
         self.end_headers()
         self.close_connection = True
+        self.watch_target = target
+        self.watch_headers_sent = False
         try:
             if err:
                 st = ApiError(410, err, "Expired").status()
@@ -1836,8 +2734,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 self.write_chunk(b"")
                 return
             for typ, o, old in initial:
-                self.emit(res, ns, lsel, fsel, typ, o, old)
-            if bookmarks and q.get("sendInitialEvents") is not None and send_initial:
+                self.emit(res, ns, lsel, fsel, typ, o, old, q)
+            if bookmarks and watch_list:
                 self.write_chunk(dumps({"type": "BOOKMARK", "object": {
                     "kind": res.kind, "apiVersion": res.gv, "metadata": {
                         "resourceVersion": str(start_rv), "annotations": {"k8s.io/initial-events-end": "true"}}}}) + b"\n")
@@ -1857,7 +2755,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 if ev is None:
                     break
                 if ev:
-                    self.emit(res, ns, lsel, fsel, *ev)
+                    self.emit(res, ns, lsel, fsel, *ev, q=q)
                     continue
                 if bookmarks and time.time() >= next_bm:
                     with store.lock:
@@ -1881,7 +2779,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     except queue.Empty:
                         break
                     if ev:
-                        self.emit(res, ns, lsel, fsel, *ev)
+                        self.emit(res, ns, lsel, fsel, *ev, q=q)
                 with store.lock:
                     brv = store.rv if w.q.empty() else None
                 if brv is not None:
@@ -1894,7 +2792,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             with store.lock:
                 store.watchers.discard(w)
 
-    def emit(self, res, ns, lsel, fsel, typ, obj, old):
+    def emit(self, res, ns, lsel, fsel, typ, obj, old, q=None):
+        """cache_watcher.go convertToWatchEvent: an update into the selection is ADDED, one out of it
+        is DELETED carrying the previous object with the update's resourceVersion."""
         def ok(o):
             if o is None:
                 return False
@@ -1907,15 +2807,31 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 return False
             return True
         cur_ok = ok(obj)
+        out = obj
         if typ == "MODIFIED":
             old_ok = ok(old)
             if cur_ok and not old_ok:
                 typ = "ADDED"
             elif old_ok and not cur_ok:
                 typ, cur_ok = "DELETED", True
+                out = dict(old)
+                out["metadata"] = dict(old["metadata"])
+                out["metadata"]["resourceVersion"] = obj["metadata"]["resourceVersion"]
         if not cur_ok:
             return
-        self.write_chunk(dumps({"type": typ, "object": res.to_view(obj)}) + b"\n")
+        view = res.to_view(out)
+        target = getattr(self, "watch_target", None)
+        if target:
+            # handlers/watch.go: each object is transformed; Table headers only on the first event
+            if target[0] == "Table":
+                printer, row_view = table_printer(res)
+                view = tables.build_table(printer, [view], {"resourceVersion": view["metadata"].get("resourceVersion", "")},
+                                          (q or {}).get("includeObject") or "Metadata", self.watch_headers_sent,
+                                          target[1], row_view)
+                self.watch_headers_sent = True
+            else:
+                view = tables.partial_metadata(view, target[1])
+        self.write_chunk(dumps({"type": typ, "object": view}) + b"\n")
 
     # -- control
     def control(self, method, what, q):
@@ -1952,7 +2868,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.send_json(200, {"compactedResourceVersion": str(api.store.compacted_rv)})
         if what == "fail":
             rule = {"verb": req.get("verb", "*"), "resource": req.get("resource", "*"),
-                    "code": int(req.get("code", 500)), "count": int(req.get("count", 1)), "message": req.get("message")}
+                    "code": int(req.get("code", 500)), "count": int(req.get("count", 1)), "message": req.get("message"),
+                    "flowcontrol": bool(req.get("flowcontrol")) and int(req.get("code", 500)) == 429}
             with f.lock:
                 f.fail_rules.append(rule)
             return self.send_json(200, rule)
@@ -1988,8 +2905,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
                                 del api.resources[k]
                         api.reg_version += 1
                 api.store.history.clear()
+                api.store.rv_times.clear()
                 api.store.compacted_rv = api.store.rv
                 api.store.dirty = True
+            if not keep:
+                api.seed()
             for w in ws:
                 w.close()
             with f.lock:
@@ -1997,6 +2917,20 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.send_json(200, {"keepState": keep, "resourceVersion": str(api.store.rv)})
         if what == "bulk":
             return self.bulk(req)
+        if what == "token":
+            ns, name = req.get("namespace", "default"), req.get("serviceAccount", "default")
+            sa = api.store.get(("", "serviceaccounts"), ns, name)
+            if sa is None:
+                raise not_found(api.res("", "v1", "serviceaccounts"), name)
+            secs = int(req.get("expirationSeconds") or 3600)
+            tok, exp = rbac.mint_token(api.token_key, ns, name, sa["metadata"]["uid"], secs)
+            return self.send_json(200, {"token": tok, "username": rbac.sa_username(ns, name),
+                                        "expirationTimestamp": gotime.format_time(
+                                            datetime.datetime.fromtimestamp(exp, datetime.timezone.utc))})
+        if what == "continue-ttl":
+            with api.store.lock:
+                api.store.continue_ttl = float(req.get("seconds", 300))
+            return self.send_json(200, {"continueTTL": api.store.continue_ttl})
         raise ApiError(404, "unknown control endpoint %s" % what, "NotFound")
 
     def bulk(self, req):
@@ -2094,6 +3028,12 @@ def main(argv=None):
     p.add_argument("--history", type=int, default=200000, help="watch events retained for resourceVersion replay")
     p.add_argument("--bookmark-interval", type=float, default=60.0)
     p.add_argument("--watch-timeout", type=float, default=1800.0, help="watch duration when timeoutSeconds is unset")
+    p.add_argument("--continue-ttl", type=float, default=300.0,
+                   help="seconds an older resourceVersion stays readable (continue tokens, exact lists), like etcd compaction")
+    p.add_argument("--shutdown-delay", type=float, default=0.0,
+                   help="after SIGTERM: seconds /readyz fails while requests are still served (--shutdown-delay-duration)")
+    p.add_argument("--shutdown-grace", type=float, default=0.0,
+                   help="then: seconds new requests get 429 + Retry-After before the listener closes")
     p.add_argument("--verbose", "-v", action="store_true")
     args = p.parse_args(argv)
     if args.token_file:
@@ -2140,9 +3080,25 @@ def main(argv=None):
     if args.state:
         threading.Thread(target=snapshotter, daemon=True).start()
 
+    def graceful():
+        # pkg/server/genericapiserver.go: ShutdownInitiated (readyz fails) -> ShutdownDelayDuration
+        # (requests still served) -> new requests get 429 (filters/with_retry_after.go) -> stop
+        api.shutting_down = True
+        time.sleep(args.shutdown_delay)
+        api.draining = True
+        with api.store.lock:
+            ws = list(api.store.watchers)
+        for w in ws:
+            w.close()
+        time.sleep(args.shutdown_grace)
+        for s in servers:
+            s.shutdown()
+
     def on_signal(signum, frame):
+        if stop.is_set():
+            return
         stop.set()
-        threading.Thread(target=lambda: [s.shutdown() for s in servers], daemon=True).start()
+        threading.Thread(target=graceful, daemon=True).start()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)

@@ -51,6 +51,36 @@ expect_fail() {
   out=$("$@" 2>&1); rc=$?
   if [ $rc -ne 0 ] && grep -Fq -- "$pat" <<<"$out"; then ok "$desc"; else ko "$desc (rc=$rc)" "$out"; fi
 }
+# expect_out DESC PATTERN CMD...: whatever the exit status, the output contains PATTERN (fixed string)
+expect_out() {
+  local desc=$1 pat=$2 out rc
+  shift 2
+  out=$("$@" 2>&1); rc=$?
+  if grep -Fq -- "$pat" <<<"$out"; then ok "$desc"; else ko "$desc (rc=$rc)" "$out"; fi
+}
+# expect_fail_lines DESC LINES CMD...: command fails and its output contains every line of LINES
+expect_fail_lines() {
+  local desc=$1 pat=$2 out rc l
+  shift 2
+  out=$("$@" 2>&1); rc=$?
+  if [ $rc -eq 0 ]; then ko "$desc (rc=0)" "$out"; return; fi
+  while IFS= read -r l; do
+    grep -Fq -- "$l" <<<"$out" || { ko "$desc (missing: $l)" "$out"; return; }
+  done <<<"$pat"
+  ok "$desc"
+}
+# pycases GROUP: the checks of one test_semantics.py group, each PASS/FAIL line one test
+pycases() {
+  local line other=""
+  while IFS= read -r line; do
+    case "$line" in
+      "PASS "*) ok "${line#PASS }" ;;
+      "FAIL "*) line=${line#FAIL }; ko "${line%% :: *}" "${line#* :: }" ;;
+      *) other+="$line"$'\n' ;;
+    esac
+  done < <(cd "$HERE" && python3 test_semantics.py "$1" 2>&1)
+  [ -z "$other" ] || ko "test_semantics.py $1: unexpected output" "$other"
+}
 # same-value check
 expect_eq() {
   if [ "$2" = "$3" ]; then ok "$1"; else ko "$1" "expected [$3], got [$2]"; fi
@@ -329,6 +359,278 @@ expect_fail "response without apiVersion/kind" \
 expect_fail "connection refused is a call failure" \
   "failed calling webhook \"k-refused.test.io\": failed to call webhook: Post \"https://refused.webhooks.svc:443/mutate?timeout=10s\": dial tcp 127.0.0.1:$FREEPORT: connect: connection refused" \
   k create -n wh-refused -f "$WORK/p1.json"
+
+echo "# custom resources: structural schema (apiextensions-apiserver v0.32)"
+expect "apply crd-gadgets.yaml (status subresource, defaults, enum, pattern, bounds, formats)" "created" k apply -f "$TD/crd-gadgets.yaml"
+gadget() { # name spec-json [extra-metadata-json]
+  printf '{"apiVersion":"example.com/v1","kind":"Gadget","metadata":{"name":"%s","namespace":"default"%s},"spec":%s}\n' \
+    "$1" "${3:-}" "$2" >"$WORK/$1.json"
+}
+gadget g-unknown '{"size":1,"foo":1,"extra":{"any":{"deep":1}},"ports":[{"port":80,"bar":2}]}' ',"foo":"x"'
+expect_fail "apiserver pkg/endpoints/handlers/create.go + apiextensions customresource_handler.go: kubectl apply (fieldValidation=Strict) -> 400 strict decoding error" \
+  'Error from server (BadRequest): error when creating "'"$WORK"'/g-unknown.json": Gadget in version "v1" cannot be handled as a Gadget: strict decoding error: unknown field "metadata.foo", unknown field "spec.foo", unknown field "spec.ports[0].bar"' \
+  k apply -f "$WORK/g-unknown.json"
+OUT=$(k create --validate=warn -f "$WORK/g-unknown.json" 2>&1)
+if grep -qx 'Warning: unknown field "spec.foo"' <<<"$OUT" && grep -qx 'Warning: unknown field "spec.ports\[0\].bar"' <<<"$OUT" && grep -q "created" <<<"$OUT"; then
+  ok "apiserver pkg/endpoints/handlers/rest.go addStrictDecodingWarnings: fieldValidation=Warn -> one Warning per unknown field"
+else ko "fieldValidation=Warn warnings" "$OUT"; fi
+expect_eq "apiextensions pkg/apiserver/schema/pruning/algorithm.go: unknown fields pruned, metadata coerced, preserve-unknown-fields kept" \
+  "$(k get gd g-unknown -o json | python3 -c 'import json,sys; o=json.load(sys.stdin); print(sorted(o["spec"]), "foo" in o["metadata"], o["spec"]["extra"], o["spec"]["ports"])')" \
+  "['color', 'extra', 'mode', 'ports', 'size'] False {'any': {'deep': 1}} [{'port': 80, 'protocol': 'TCP'}]"
+expect_eq "apiextensions pkg/apiserver/schema/defaulting/algorithm.go: defaults applied on create (also inside list items)" \
+  "$(k get gd g-unknown -o jsonpath='{.spec.color}/{.spec.mode}/{.spec.ports[0].protocol}')" "blue/auto/TCP"
+gadget g-ignore '{"size":2,"zzz":1}'
+OUT=$(k create --validate=false -f "$WORK/g-ignore.json" 2>&1)
+if [ $? -eq 0 ] && ! grep -q Warning <<<"$OUT"; then ok "apiserver pkg/endpoints/handlers/create.go: fieldValidation=Ignore -> pruned silently"; else ko "fieldValidation=Ignore" "$OUT"; fi
+expect "apiserver pkg/endpoints/handlers/rest.go fieldValidation: no parameter means Warn (Warning header)" \
+  '^< Warning: 299 - "unknown field \\"spec.x\\""' sh -c "$(printf '%q ' curl -sS -v --cacert "$MM_LOCAL_DIR/pki/ca.crt" -H "Authorization: Bearer $(TOKEN)" \
+  -H 'Content-Type: application/json' -d '{"apiVersion":"example.com/v1","kind":"Gadget","metadata":{"name":"g-warn"},"spec":{"size":3,"x":1}}' \
+  "https://127.0.0.1:$(PORT)/apis/example.com/v1/namespaces/default/gadgets") 2>&1 | tr -d '\r'"
+expect "apimachinery pkg/apis/meta/v1/validation/validation.go ValidateFieldValidation: unknown fieldValidation -> 422" \
+  'CreateOptions.meta.k8s.io \\"\\" is invalid: fieldValidation: Unsupported value: \\"Bogus\\": supported values: \\"\\", \\"Ignore\\", \\"Strict\\", \\"Warn\\"' \
+  curlk POST '/apis/example.com/v1/namespaces/default/gadgets?fieldValidation=Bogus' -H 'Content-Type: application/json' -d '{"metadata":{"name":"g-x"},"spec":{"size":1}}'
+expect "sigs.k8s.io/json UnmarshalStrict via handlers/create.go: a duplicate field with fieldValidation=Strict -> 400" \
+  'strict decoding error: duplicate field \\"spec.size\\".*HTTP 400' sh -c "$(printf '%q ' curl -sS --cacert "$MM_LOCAL_DIR/pki/ca.crt" -H "Authorization: Bearer $(TOKEN)" \
+  -H 'Content-Type: application/json' -w 'HTTP %{http_code}' -d '{"metadata":{"name":"g-dup"},"spec":{"size":1,"size":2}}' \
+  "https://127.0.0.1:$(PORT)/apis/example.com/v1/namespaces/default/gadgets?fieldValidation=Strict")"
+gadget g-bad '{"size":"big","color":"pink","name":"ABCDEFGHIJ","tags":["a","b","c"],"when":"yesterday"}'
+OUT=$(k create -f "$WORK/g-bad.json" 2>&1)
+want='The Gadget "g-bad" is invalid: 
+* spec.color: Unsupported value: "pink": supported values: "red", "green", "blue"
+* spec.name: Too long: may not be more than 8 bytes
+* spec.size: Invalid value: "string": spec.size in body must be of type integer: "string"
+* spec.tags: Too many: 3: must have at most 2 items
+* spec.when: Invalid value: "yesterday": spec.when in body must be of type date-time: "yesterday"'
+expect_eq "apiextensions pkg/apiserver/validation/validation.go + kube-openapi pkg/validation: enum, maxLength, type, maxItems, format" "$OUT" "$want"
+gadget g-bad2 '{"size":11,"name":"a"}'
+expect_fail_lines "kube-openapi pkg/validation/validate: minimum/maximum and minLength messages" \
+  '* spec.name: Invalid value: "a": spec.name in body should be at least 2 chars long
+* spec.size: Invalid value: 11: spec.size in body should be less than or equal to 10' k create -f "$WORK/g-bad2.json"
+gadget g-bad3 '{"name":"Abc"}'
+expect "apiextensions pkg/apiserver/validation/validation.go: one cause per error, with the field.ErrorType reasons" \
+  '"causes":\[\{"reason":"FieldValueInvalid","message":"Invalid value: \\"Abc\\": spec.name in body should match .\^\[a-z\]\+\$.","field":"spec.name"\},\{"reason":"FieldValueRequired","message":"Required value","field":"spec.size"\}\]' \
+  curlk POST /apis/example.com/v1/namespaces/default/gadgets -H 'Content-Type: application/json' -d @"$WORK/g-bad3.json"
+expect "apimachinery pkg/api/errors/errors.go NewInvalid: '<Kind>.<group> \"<name>\" is invalid: [<field>: <detail>, ...]'" \
+  '"message":"Gadget.example.com \\"g-bad3\\" is invalid: \[spec.name: Invalid value: \\"Abc\\": spec.name in body should match .\^\[a-z\]\+\$., spec.size: Required value\]","reason":"Invalid","details":\{"name":"g-bad3","group":"example.com","kind":"Gadget"' \
+  curlk POST /apis/example.com/v1/namespaces/default/gadgets -H 'Content-Type: application/json' -d @"$WORK/g-bad3.json"
+COND='{"type":"Ready","status":"True","message":"","lastTransitionTime":"2025-01-01T00:00:00Z"'
+expect_fail "apiextensions schema validation: a condition reason that does not match the metav1.Condition pattern -> 422" \
+  "The Gadget \"g-unknown\" is invalid: status.conditions[0].reason: Invalid value: \"not valid!\": status.conditions[0].reason in body should match '^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?\$'" \
+  k patch gd g-unknown --subresource=status --type=merge -p "{\"status\":{\"conditions\":[$COND,\"reason\":\"not valid!\"}]}}"
+expect_fail "apiextensions schema validation: a condition without reason -> 422 Required value" \
+  'The Gadget "g-unknown" is invalid: status.conditions[0].reason: Required value' \
+  k patch gd g-unknown --subresource=status --type=merge -p "{\"status\":{\"conditions\":[$COND}]}}"
+expect "apiextensions schema validation: a valid metav1.Condition is accepted" "patched" k patch gd g-unknown --subresource=status --type=merge -p "{\"status\":{\"conditions\":[$COND,\"reason\":\"Reconciled\"}]}}"
+expect_out "apiserver pkg/endpoints/handlers/patch.go: kubectl patch (fieldValidation unset = Warn) warns about an unknown field" \
+  'Warning: unknown field "spec.bogus"' k patch gd g-unknown --type=merge -p '{"spec":{"bogus":1}}'
+expect "apiserver pkg/endpoints/handlers/patch.go jsonPatcher: unknown field with fieldValidation=Strict -> 422 patch: Invalid value" \
+  '"message":" \\"\\" is invalid: patch: Invalid value: .*strict decoding error: unknown field \\"spec.bogus\\"","reason":"Invalid".*"code":422' \
+  curlk PATCH '/apis/example.com/v1/namespaces/default/gadgets/g-unknown?fieldValidation=Strict' -H 'Content-Type: application/merge-patch+json' -d '{"spec":{"bogus":1}}'
+sed 's/"foo":1,//; s/,"bar":2//; s/,"foo":"x"//' "$WORK/g-unknown.json" | python3 -c 'import json,sys; o=json.load(sys.stdin); o["spec"]["typo"]=1; print(json.dumps(o))' >"$WORK/g-ssa.json"
+expect_fail "apimachinery pkg/util/managedfields/internal/structuredmerge.go: server-side apply of an undeclared field -> 500 typed patch error" \
+  'failed to create typed patch object (default/g-unknown; example.com/v1, Kind=Gadget): .spec.typo: field not declared in schema' \
+  k apply --server-side -f "$WORK/g-ssa.json"
+k patch crd gadgets.example.com --type=json -p '[{"op":"add","path":"/spec/versions/0/schema/openAPIV3Schema/properties/spec/properties/level","value":{"type":"integer","default":3}}]' >/dev/null 2>&1
+expect_eq "apiextensions customresource_handler.go crdConversionRESTOptionsGetter: defaults are also applied on read" \
+  "$(k get gd g-unknown -o jsonpath='{.spec.level}')" "3"
+expect_fail "apiextensions pkg/apiserver/schema/defaulting/validation.go: a CRD default must match its schema" \
+  'spec.versions[0].schema.openAPIV3Schema.properties[spec].properties[color].default: Unsupported value: "blue": supported values: "red", "green"' \
+  k patch crd gadgets.example.com --type=json -p '[{"op":"replace","path":"/spec/versions/0/schema/openAPIV3Schema/properties/spec/properties/color/enum","value":["red","green"]}]'
+k patch crd gadgets.example.com --type=json -p '[{"op":"replace","path":"/spec/versions/0/schema/openAPIV3Schema/properties/spec/properties/color/enum","value":["red","green"]},{"op":"replace","path":"/spec/versions/0/schema/openAPIV3Schema/properties/spec/properties/color/default","value":"red"}]' >/dev/null 2>&1
+expect "apiextensions pkg/apiserver/validation/ratcheting.go: an unchanged invalid value does not block other updates" \
+  "patched" k patch gd g-unknown --type=merge -p '{"spec":{"size":4}}'
+expect_fail "apiextensions pkg/apiserver/validation/ratcheting.go: a changed value is validated" \
+  'spec.color: Unsupported value: "yellow": supported values: "red", "green"' k patch gd g-unknown --type=merge -p '{"spec":{"color":"yellow"}}'
+expect_eq "apiextensions customresource_handler.go crConverter: selectableFields in field selectors" \
+  "$(k get gd --field-selector spec.color=blue -o name | tr '\n' ' ')" "gadget.example.com/g-ignore gadget.example.com/g-unknown gadget.example.com/g-warn "
+expect_fail "apiextensions customresource_handler.go crConverter: other fields -> field label not supported" \
+  'field label not supported: spec.size' k get gd --field-selector spec.size=1
+
+echo "# MicroTime and Time fields (apimachinery pkg/apis/meta/v1/micro_time.go, time.go)"
+lease() { printf '{"apiVersion":"coordination.k8s.io/v1","kind":"Lease","metadata":{"name":"%s","namespace":"default"},"spec":{"holderIdentity":"a","leaseDurationSeconds":15%s}}\n' "$1" "$2" >"$WORK/$1.json"; }
+lease lt-1 ',"renewTime":"2025-01-01T00:00:00Z"'
+expect_fail "apimachinery micro_time.go UnmarshalJSON + handlers/rest.go transformDecodeError: seconds only -> 400" \
+  'Error from server (BadRequest): error when creating "'"$WORK"'/lt-1.json": Lease in version "v1" cannot be handled as a Lease: parsing time "2025-01-01T00:00:00Z" as "2006-01-02T15:04:05.000000Z07:00": cannot parse "Z" as ".000000"' \
+  k create -f "$WORK/lt-1.json"
+lease lt-2 ',"renewTime":"2025-01-01T00:00:00.1234567Z"'
+expect_fail "Go time.Parse with RFC3339Micro: seven fractional digits -> 400" \
+  'parsing time "2025-01-01T00:00:00.1234567Z" as "2006-01-02T15:04:05.000000Z07:00": cannot parse "7Z" as "Z07:00"' k create -f "$WORK/lt-2.json"
+lease lt-3 ',"renewTime":"2025-02-30T00:00:00.000000Z"'
+expect_fail "Go time.Parse: day out of range -> 400" 'parsing time "2025-02-30T00:00:00.000000Z": day out of range' k create -f "$WORK/lt-3.json"
+lease lt-4 ',"acquireTime":12'
+expect_fail "encoding/json: a number for a MicroTime -> 400" \
+  'json: cannot unmarshal number into Go struct field LeaseSpec.spec.acquireTime of type string' k create -f "$WORK/lt-4.json"
+lease lt-ok ',"acquireTime":"2025-01-01T02:00:00.123456+02:00","renewTime":"2025-01-01T00:00:00.654321Z"'
+expect "apimachinery micro_time.go: six digits with an offset are accepted" "created" k create -f "$WORK/lt-ok.json"
+expect_eq "apimachinery micro_time.go MarshalJSON: returned in UTC with six digits" \
+  "$(k get lease lt-ok -o jsonpath='{.spec.acquireTime}|{.spec.renewTime}')" "2025-01-01T00:00:00.123456Z|2025-01-01T00:00:00.654321Z"
+expect "apiserver pkg/endpoints/handlers/patch.go: a bad MicroTime in a merge patch -> 422 patch: Invalid value" \
+  'is invalid: patch: Invalid value: .*parsing time \\"tomorrow\\" as \\"2006-01-02T15:04:05.000000Z07:00\\": cannot parse \\"tomorrow\\" as \\"2006\\".*"code":422' \
+  curlk PATCH /apis/coordination.k8s.io/v1/namespaces/default/leases/lt-ok -H 'Content-Type: application/merge-patch+json' -d '{"spec":{"renewTime":"tomorrow"}}'
+printf '{"apiVersion":"v1","kind":"Event","metadata":{"name":"ev-time"},"involvedObject":{"kind":"Pod","name":"p","namespace":"default"},"reason":"R","message":"m","firstTimestamp":"2025-01-01T02:00:00.9+02:00"}\n' >"$WORK/ev-time.json"
+expect "apimachinery time.go: metav1.Time accepts fractions and offsets" "created" k create -f "$WORK/ev-time.json"
+expect_eq "apimachinery time.go MarshalJSON: written back in UTC, seconds precision" \
+  "$(k get ev ev-time -o jsonpath='{.firstTimestamp}')" "2025-01-01T00:00:00Z"
+gadget g-ts '{"size":1}' ',"creationTimestamp":"yesterday"'
+expect "apiextensions pkg/apiserver/schema/objectmeta/coerce.go: metadata of a custom resource is decoded as ObjectMeta (kubectl would refuse it client-side)" \
+  'Gadget in version \\"v1\\" cannot be handled as a Gadget: parsing time \\"yesterday\\" as \\"2006-01-02T15:04:05Z07:00\\": cannot parse \\"yesterday\\" as \\"2006\\"","reason":"BadRequest"' \
+  curlk POST /apis/example.com/v1/namespaces/default/gadgets -H 'Content-Type: application/json' -d @"$WORK/g-ts.json"
+
+echo "# Events (kubernetes pkg/apis/core/validation/events.go, pkg/apis/{core,events}/v1/conversion.go)"
+cat >"$WORK/ev-new.yaml" <<EOF
+apiVersion: events.k8s.io/v1
+kind: Event
+metadata:
+  name: ev-new
+regarding: {kind: Pod, name: p, namespace: default}
+note: hello
+EOF
+expect_fail_lines "events.go ValidateEventCreate: events.k8s.io/v1 requires eventTime and a type" \
+  'The Event "ev-new" is invalid: 
+* eventTime: Required value
+* type: Invalid value: "": has invalid value: ' k create -f "$WORK/ev-new.yaml"
+cat >>"$WORK/ev-new.yaml" <<EOF
+eventTime: "2025-01-01T00:00:00.000000Z"
+type: Normal
+EOF
+expect_fail_lines "events.go legacyValidateEvent: with eventTime, reportingController/Instance, action and reason are required" \
+  '* reportingController: Required value
+* reportingController: Invalid value: "": name part must be non-empty
+* reportingController: Invalid value: "": name part must consist of alphanumeric characters
+* reportingInstance: Required value
+* action: Required value
+* reason: Required value' k create -f "$WORK/ev-new.yaml"
+cat >>"$WORK/ev-new.yaml" <<EOF
+reportingController: meshmetric.kuma.io/operator
+reportingInstance: operator-0
+action: Reconcile
+reason: Reconciled
+EOF
+expect "events.go: a complete events.k8s.io/v1 Event is created" "created" k create -f "$WORK/ev-new.yaml"
+python3 -c 'import sys; print(open(sys.argv[1]).read().replace("ev-new", "ev-long").replace("note: hello", "note: " + "x" * 1025))' "$WORK/ev-new.yaml" >"$WORK/ev-long.yaml"
+expect_fail "events.go: note longer than 1 kB -> 422 (reported on the internal field message)" \
+  'message: Invalid value: "": can have at most 1024 characters' k create -f "$WORK/ev-long.yaml"
+expect_fail "events.go ValidateEventUpdate: note is immutable" \
+  'The Event "ev-new" is invalid: message: Invalid value: "changed": field is immutable' \
+  k patch events.v1.events.k8s.io ev-new --type=merge -p '{"note":"changed"}'
+printf '{"apiVersion":"v1","kind":"Event","metadata":{"name":"ev-ns"},"involvedObject":{"kind":"Pod","name":"p","namespace":"other"},"reason":"R","message":"m"}\n' >"$WORK/ev-ns.json"
+expect_fail "events.go legacyValidateEvent: core/v1 involvedObject.namespace must match the Event's namespace" \
+  'The Event "ev-ns" is invalid: involvedObject.namespace: Invalid value: "other": does not match event.namespace' k create -f "$WORK/ev-ns.json"
+expect_eq "core/v1 conversion.go field labels: involvedObject.name on core events" \
+  "$(k get events --field-selector involvedObject.name=p,reason=Reconciled -o name)" "event/ev-new"
+expect_eq "events/v1 conversion.go field labels: regarding.name and reportingController on events.k8s.io" \
+  "$(k get events.v1.events.k8s.io --field-selector regarding.name=p,reportingController=meshmetric.kuma.io/operator -o name)" "event.events.k8s.io/ev-new"
+expect_fail "events/v1 conversion.go: involvedObject.* on events.k8s.io -> 400 field label not supported" \
+  'field label not supported: involvedObject.name' k get events.v1.events.k8s.io --field-selector involvedObject.name=p
+expect_fail "core/v1 conversion.go: regarding.* on core events -> 400 field label not supported" \
+  'field label not supported: regarding.name' k get events --field-selector regarding.name=p
+expect_fail "apimachinery pkg/runtime DefaultMetaV1FieldSelectorConversion: configmaps only metadata.name/namespace" \
+  '"data.a" is not a known field selector: only "metadata.name", "metadata.namespace"' k get cm --field-selector data.a=1
+
+echo "# lists (apiserver pkg/storage/etcd3/store.go, errors.go, continue.go, cacher/cacher.go)"
+pycases lists
+
+echo "# watches (apiserver pkg/storage/cacher/cache_watcher.go, cacher.go)"
+pycases watch
+k create configmap wsel --from-literal=v=1 >/dev/null
+k label cm wsel app=wsel >/dev/null
+"$KUBECTL" --kubeconfig "$KCFG" --cache-dir "$WORK/cache" get cm -l app=wsel -w --output-watch-events -o json \
+  --request-timeout=0 </dev/null >"$WORK/wsel.out" 2>&1 &
+WPID=$!
+PIDS+=("$WPID")
+for _ in $(seq 1 50); do grep -q '"ADDED"' "$WORK/wsel.out" 2>/dev/null && break; sleep 0.1; done
+k label cm wsel app=other --overwrite >/dev/null
+for _ in $(seq 1 50); do grep -q '"DELETED"' "$WORK/wsel.out" 2>/dev/null && break; sleep 0.1; done
+kill "$WPID" 2>/dev/null
+expect_eq "cache_watcher.go via kubectl get -w: relabelling out of the selector is DELETED with the old labels" \
+  "$(python3 -c 'import json,sys
+d = json.JSONDecoder(); s = open(sys.argv[1]).read(); i = 0; out = []
+while i < len(s):
+    if s[i].isspace(): i += 1; continue
+    e, i = d.raw_decode(s, i); out.append("%s:%s" % (e["type"], e["object"]["metadata"]["labels"]["app"]))
+print(" ".join(out))' "$WORK/wsel.out")" "ADDED:wsel DELETED:wsel"
+expect "WatchList via kubectl get --raw: initial ADDED then the initial-events-end BOOKMARK" \
+  '"type":"BOOKMARK","object":\{"kind":"ConfigMap","apiVersion":"v1","metadata":\{"resourceVersion":"[0-9]+","annotations":\{"k8s.io/initial-events-end":"true"\}' \
+  k get --raw '/api/v1/namespaces/default/configmaps?watch=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true&timeoutSeconds=1'
+
+echo "# errors (apiserver pkg/server/filters, pkg/endpoints/handlers/responsewriters)"
+pycases errors
+control fail '{"verb":"get","resource":"configmaps","code":429,"flowcontrol":true,"count":1}'
+expect "apiserver filters/priority-and-fairness.go: kubectl (client-go) retries after Retry-After and succeeds" "configmap/wsel" k get cm wsel -o name
+pycases shutdown
+
+echo "# Table output (apiextensions tableconvertor.go, kubernetes pkg/printers/internalversion/printers.go)"
+expect "apply crd-meshmetrics-columns.yaml (additionalPrinterColumns)" "configured" k apply -f "$TD/crd-meshmetrics-columns.yaml"
+k patch mm mm-default --type=merge -p '{"status":{"conditions":[{"type":"Ready","status":"True","reason":"Reconciled","message":"","lastTransitionTime":"2025-01-01T00:00:00Z"},{"type":"InSync","status":"False","reason":"Pending","message":"","lastTransitionTime":"2025-01-01T00:00:00Z"}]}}' >/dev/null
+expect "tableconvertor.go: kubectl get mm -A prints NAME first, then the CRD's printer columns" \
+  '^NAMESPACE +NAME +TARGETREF +READY +IN SYNC +AGE$' sh -c "$(printf '%q ' "$KUBECTL" --kubeconfig "$KCFG" --cache-dir "$WORK/cache") get mm -A </dev/null | head -n 1"
+expect "tableconvertor.go: JSONPath filter columns and a date column rendered as an age" \
+  '^default +mm-default +MeshService +True +False +[0-9]+[smhd]' k get mm -A
+expect "tableconvertor.go: priority > 0 columns only with -o wide" \
+  '^NAME +TARGETREF +READY +IN SYNC +AGE +REASON +GENERATION$' k get mm -o wide
+expect "customresource_handler.go: a CRD without printer columns gets NAME and AGE" '^NAME +AGE$' k get gd
+expect "printers.go: pods" '^NAME +READY +STATUS +RESTARTS +AGE$' k get pods -n wh-ignore
+expect "printers.go: pods -o wide" '^p1 +0/1 +Pending +0 +[0-9]+[smh].* +<none> +<none> +<none> +<none>$' k get pods -n wh-ignore -o wide
+expect "printers.go: namespaces" '^default +Active +[0-9]+' k get ns default
+expect "printers.go: core events (LAST SEEN TYPE REASON OBJECT MESSAGE)" '^LAST SEEN +TYPE +REASON +OBJECT +MESSAGE$' k get events
+expect "printers.go: leases (NAME HOLDER AGE)" '^lt-ok +a +[0-9]+' k get leases
+expect "response.go asTable: includeObject defaults to Metadata (PartialObjectMetadata rows)" \
+  '"rows":\[\{"cells":\["mm-default","MeshService","True","False","[0-9a-z]+","Reconciled",[0-9]+\],"object":\{"kind":"PartialObjectMetadata","apiVersion":"meta.k8s.io/v1","metadata":\{' \
+  curlk GET /apis/kuma.io/v1alpha1/namespaces/default/meshmetrics -H 'Accept: application/json;as=Table;v=v1;g=meta.k8s.io'
+expect "response.go asTable: includeObject=Object embeds the whole object" '"object":\{"apiVersion":"kuma.io/v1alpha1","kind":"MeshMetric"' \
+  curlk GET '/apis/kuma.io/v1alpha1/namespaces/default/meshmetrics?includeObject=Object' -H 'Accept: application/json;as=Table;v=v1;g=meta.k8s.io'
+
+echo "# RBAC (kubernetes plugin/pkg/auth/authorizer/rbac/rbac.go, apiserver responsewriters/errors.go)"
+k create namespace rbac >/dev/null
+k create serviceaccount op -n rbac >/dev/null
+k create role mm-reader -n rbac --verb=get,list,watch --resource=meshmetrics.kuma.io >/dev/null
+k create rolebinding op-mm-reader -n rbac --role=mm-reader --serviceaccount=rbac:op >/dev/null
+k create role gadget-status -n rbac --verb=get,patch --resource=gadgets.example.com/status --resource-name=g1 >/dev/null
+k create rolebinding op-gadget-status -n rbac --role=gadget-status --serviceaccount=rbac:op >/dev/null
+k create role gadget-get -n rbac --verb=get --resource=gadgets.example.com >/dev/null
+k create rolebinding op-gadget-get -n rbac --role=gadget-get --serviceaccount=rbac:op >/dev/null
+k create clusterrole cm-all --verb='*' --resource=configmaps >/dev/null
+k create clusterrolebinding op-cm-all --clusterrole=cm-all --serviceaccount=rbac:op >/dev/null
+k create rolebinding op-missing -n rbac --role=does-not-exist --serviceaccount=rbac:op >/dev/null
+sed 's/namespace: default/namespace: rbac/' "$TD/meshmetric.yaml" >"$WORK/mm-rbac.yaml"
+k apply -f "$WORK/mm-rbac.yaml" >/dev/null
+gadget g1 '{"size":1}'
+sed -i 's/"namespace":"default"/"namespace":"rbac"/' "$WORK/g1.json"
+k create -f "$WORK/g1.json" >/dev/null
+SAKC=$WORK/kubeconfig-op
+expect "hack/cluster.sh kubeconfig-sa writes a kubeconfig with a ServiceAccount token (apiserver pkg/authentication/serviceaccount/util.go user)" "^export KUBECONFIG=$SAKC\$" "$CLUSTER" kubeconfig-sa rbac op "$SAKC"
+sa() { "$KUBECTL" --kubeconfig "$SAKC" --cache-dir "$WORK/cache-sa" "$@" </dev/null; }
+expect "rbac.go: a RoleBinding grants list" "mm-default" sa get mm
+expect "rbac.go: ... and watch" '"type":"ADDED"' sa get --raw '/apis/kuma.io/v1alpha1/namespaces/rbac/meshmetrics?watch=1&timeoutSeconds=1'
+expect_fail "responsewriters/errors.go forbiddenMessage: namespaced resource without a name" \
+  'Error from server (Forbidden): pods is forbidden: User "system:serviceaccount:rbac:op" cannot list resource "pods" in API group "" in the namespace "rbac"' sa get pods
+expect_fail "responsewriters/errors.go forbiddenMessage: with a name, a group, and the resolution error as reason" \
+  'Error from server (Forbidden): meshmetrics.kuma.io "mm-default" is forbidden: User "system:serviceaccount:rbac:op" cannot delete resource "meshmetrics" in API group "kuma.io" in the namespace "rbac": RBAC: role.rbac.authorization.k8s.io "does-not-exist" not found' \
+  sa delete mm mm-default
+expect_fail "responsewriters/errors.go forbiddenMessage: cluster scope" \
+  'namespaces is forbidden: User "system:serviceaccount:rbac:op" cannot list resource "namespaces" in API group "" at the cluster scope' sa get ns
+expect_fail "requestinfo.go: a namespace is its own namespace in the message" \
+  'namespaces "rbac" is forbidden: User "system:serviceaccount:rbac:op" cannot get resource "namespaces" in API group "" in the namespace "rbac"' sa get ns rbac
+expect "evaluation_helpers.go ResourceMatches: gadgets/status with resourceNames allows the status subresource" "patched" \
+  sa patch gd g1 --subresource=status --type=merge -p "{\"status\":{\"conditions\":[$COND,\"reason\":\"Ok\"}]}}"
+expect_fail "evaluation_helpers.go: ... but not the main resource" \
+  'gadgets.example.com "g1" is forbidden: User "system:serviceaccount:rbac:op" cannot patch resource "gadgets" in API group "example.com" in the namespace "rbac"' \
+  sa patch gd g1 --type=merge -p '{"spec":{"size":2}}'
+expect "evaluation_helpers.go VerbMatches '*': a ClusterRoleBinding grants configmaps everywhere" "configmap/by-sa created" sa create configmap by-sa -n default
+expect "kubectl auth can-i (SelfSubjectAccessReview): yes" "^yes$" sa auth can-i list meshmetrics.kuma.io
+expect_fail "kubectl auth can-i: no" "no" sa auth can-i delete meshmetrics.kuma.io
+expect "kubectl auth can-i with resourceNames: yes for g1" "^yes$" sa auth can-i patch gadgets.example.com/g1 --subresource=status
+expect_fail "kubectl auth can-i with resourceNames: no for g2" "no" sa auth can-i patch gadgets.example.com/g2 --subresource=status
+expect "bootstrappolicy system:discovery and public-info-viewer: discovery and /version for any ServiceAccount" "Server Version: v1.32.0" sa version
+expect_fail "rbac.go non-resource URLs: other paths are forbidden" 'forbidden: User "system:serviceaccount:rbac:op" cannot get path "/_control/state"' sa get --raw /_control/state
+expect "kubectl auth can-i --list (SelfSubjectRulesReview)" 'meshmetrics.kuma.io +\[\] +\[\] +\[get list watch\]' sa auth can-i --list -n rbac
+expect "apiserver authorizerfactory privileged group: the admin token (system:masters) keeps full access" "yes" k auth can-i delete meshmetrics.kuma.io -n rbac
+expect "kubernetes pkg/registry/core/serviceaccount/storage/token.go: kubectl create token returns a usable token" "mm-default" sh -c \
+  "$(printf '%q ' "$KUBECTL" --kubeconfig "$KCFG" --cache-dir "$WORK/cache") create token op -n rbac </dev/null >'$WORK/tok' && $(printf '%q ' "$KUBECTL" --kubeconfig "$SAKC" --cache-dir "$WORK/cache-sa") --token=\"\$(cat '$WORK/tok')\" get mm -n rbac </dev/null"
+expect_fail "kubernetes pkg/apis/authentication/validation: TokenRequest expirationSeconds below 10 minutes -> 422" \
+  'spec.expirationSeconds: Invalid value: 60: may not specify a duration less than 10 minutes' k create token op -n rbac --duration=1m
+k delete serviceaccount op -n rbac >/dev/null
+expect_fail "kubernetes pkg/serviceaccount/claims.go: tokens of a deleted ServiceAccount are rejected (401)" "You must be logged in to the server (Unauthorized)" sa get mm
 
 echo "# restart with state"
 k create configmap persisted --from-literal=x=1 >/dev/null
