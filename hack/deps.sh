@@ -9,7 +9,9 @@ cd "$(dirname "$0")/.."
 pkgs=(build-essential cmake pkg-config git ca-certificates
       libmicrohttpd-dev libgnutls28-dev libssl-dev libjansson-dev libcurl4-openssl-dev
       libcmocka-dev libyaml-dev libpcre2-dev uthash-dev clang-14 libclang-rt-14-dev
-      openssl curl python3 python3-yaml python3-jsonpatch procps)
+      openssl curl python3 python3-yaml python3-jsonpatch procps
+      golang-go golang-github-masterminds-sprig-dev golang-k8s-sigs-yaml-dev
+      golang-github-xeipuuv-gojsonschema-dev)
 if [ "${1:-}" = "--bench" ]; then
   pkgs+=(wrk nginx-light)
 fi
