@@ -5,6 +5,7 @@
  */
 #include "core/admission.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,6 +30,7 @@ static void request_reset(struct admission_request *req)
     req->dry_run = false;
     req->object = NULL;
     req->old_object = NULL;
+    req->wide_numbers = false;
 }
 
 void admission_request_cleanup(struct admission_request *req)
@@ -89,6 +91,276 @@ static enum mm_status want_string(const json_t *obj, const char *key, const char
     return MM_OK;
 }
 
+/* ---- bodies jansson refuses --------------------------------------------------- */
+
+struct scan {
+    const char *p;
+    const char *end;
+};
+
+static void scan_ws(struct scan *s);
+static bool scan_string(struct scan *s, bool *escaped);
+static bool scan_value(struct scan *s);
+static bool plain_uid(const char *tok, size_t len);
+
+/* An integer literal (-?[0-9]+) whose value is outside int64. */
+static bool int64_overflow(const char *tok, size_t n)
+{
+    bool neg = n > 0 && tok[0] == '-';
+    const char *d = tok + neg;
+    size_t digits = n - neg;
+    if (digits == 0)
+        return false;
+    for (size_t i = 0; i < digits; i++)
+        if (d[i] < '0' || d[i] > '9')
+            return false; /* a fraction or an exponent: a real already */
+    const char *limit = neg ? "9223372036854775808" : "9223372036854775807";
+    return digits > 19 || (digits == 19 && memcmp(d, limit, 19) > 0);
+}
+
+/*
+ * The body with ".0" after every integer literal outside int64, so jansson
+ * reads those as reals and every other number exactly as before (what the
+ * API server's decoder does: int64 when it fits, float64 otherwise). NULL
+ * when there is no such literal. Caller frees.
+ */
+static char *widen_integers(const char *body, size_t len, size_t *out_len)
+{
+    size_t count = 0;
+    char *out = NULL;
+    size_t o = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t i = 0; i < len;) {
+            char c = body[i];
+            if (c == '"') { /* copy a string whole */
+                size_t j = i + 1;
+                while (j < len && body[j] != '"')
+                    j += body[j] == '\\' ? 2 : 1;
+                j = j < len ? j + 1 : len;
+                if (out) {
+                    memcpy(out + o, body + i, j - i);
+                    o += j - i;
+                }
+                i = j;
+                continue;
+            }
+            if (c == '-' || (c >= '0' && c <= '9')) {
+                size_t j = i;
+                while (j < len && body[j] && strchr("+-0123456789.eE", body[j]))
+                    j++;
+                bool wide = int64_overflow(body + i, j - i);
+                if (out) {
+                    memcpy(out + o, body + i, j - i);
+                    o += j - i;
+                    if (wide) {
+                        memcpy(out + o, ".0", 2);
+                        o += 2;
+                    }
+                } else if (wide) {
+                    count++;
+                }
+                i = j;
+                continue;
+            }
+            if (out)
+                out[o++] = c;
+            i++;
+        }
+        if (pass == 0) {
+            if (count == 0)
+                return NULL;
+            out = xmalloc(len + 2 * count + 1);
+        }
+    }
+    out[o] = '\0';
+    *out_len = o;
+    return out;
+}
+
+/* Whether v holds a number widened from an integer beyond int64 (an integral real outside it). */
+static bool holds_wide_integer(const json_t *v)
+{
+    if (json_is_real(v)) {
+        double d = json_real_value(v);
+        return d == floor(d) && (d >= 9223372036854775808.0 || d < -9223372036854775808.0);
+    }
+    const char *key;
+    size_t i;
+    json_t *child;
+    if (json_is_object(v)) {
+        json_object_foreach((json_t *)v, key, child)
+        {
+            if (holds_wide_integer(child))
+                return true;
+        }
+    } else if (json_is_array(v)) {
+        json_array_foreach(v, i, child)
+        {
+            if (holds_wide_integer(child))
+                return true;
+        }
+    }
+    return false;
+}
+
+/* What a scan of the envelope found (all offsets into the scanned buffer). */
+struct envelope {
+    bool api_ok, kind_ok, seen_api, seen_kind, seen_request, seen_uid, seen_object;
+    const char *uid; /* the token without quotes */
+    size_t uid_len;
+    size_t object_start, object_end;
+    const char *base;
+};
+
+static bool token_is(const char *start, const char *end, const char *want)
+{
+    size_t n = strlen(want);
+    return (size_t)(end - start) == n + 2 && memcmp(start + 1, want, n) == 0;
+}
+
+/* Members of the object at s->p, each handed to fn (which consumes the value). */
+static bool scan_members(struct scan *s, bool (*fn)(struct scan *, const char *, size_t, void *),
+                         void *ctx)
+{
+    scan_ws(s);
+    if (s->p >= s->end || *s->p != '{')
+        return false;
+    s->p++;
+    scan_ws(s);
+    if (s->p < s->end && *s->p == '}') {
+        s->p++;
+        return true;
+    }
+    for (;;) {
+        scan_ws(s);
+        const char *key = s->p + 1;
+        bool esc;
+        if (!scan_string(s, &esc) || esc)
+            return false; /* an escaped key could alias a name we look for */
+        size_t klen = (size_t)(s->p - key - 1);
+        scan_ws(s);
+        if (s->p >= s->end || *s->p != ':')
+            return false;
+        s->p++;
+        scan_ws(s);
+        if (!fn(s, key, klen, ctx))
+            return false;
+        scan_ws(s);
+        if (s->p < s->end && *s->p == ',') {
+            s->p++;
+            continue;
+        }
+        if (s->p < s->end && *s->p == '}') {
+            s->p++;
+            return true;
+        }
+        return false;
+    }
+}
+
+static bool key_is(const char *key, size_t klen, const char *want)
+{
+    return klen == strlen(want) && memcmp(key, want, klen) == 0;
+}
+
+static bool on_request_member(struct scan *s, const char *key, size_t klen, void *ctx)
+{
+    struct envelope *e = ctx;
+    if (key_is(key, klen, "uid")) {
+        const char *start = s->p;
+        bool esc;
+        if (e->seen_uid || !scan_string(s, &esc) || esc ||
+            !plain_uid(start + 1, (size_t)(s->p - start - 2)))
+            return false;
+        e->seen_uid = true;
+        e->uid = start + 1;
+        e->uid_len = (size_t)(s->p - start - 2);
+        return true;
+    }
+    if (key_is(key, klen, "object")) {
+        if (e->seen_object)
+            return false;
+        e->seen_object = true;
+        e->object_start = (size_t)(s->p - e->base);
+        bool ok = scan_value(s);
+        e->object_end = (size_t)(s->p - e->base);
+        return ok;
+    }
+    return scan_value(s);
+}
+
+static bool on_top_member(struct scan *s, const char *key, size_t klen, void *ctx)
+{
+    struct envelope *e = ctx;
+    const char *start = s->p;
+    if (key_is(key, klen, "apiVersion") || key_is(key, klen, "kind")) {
+        bool api = key[0] == 'a';
+        if ((api ? e->seen_api : e->seen_kind) || !scan_value(s))
+            return false;
+        if (api) {
+            e->seen_api = true;
+            e->api_ok = *start == '"' && token_is(start, s->p, "admission.k8s.io/v1");
+        } else {
+            e->seen_kind = true;
+            e->kind_ok = *start == '"' && token_is(start, s->p, "AdmissionReview");
+        }
+        return true;
+    }
+    if (key_is(key, klen, "request")) {
+        if (e->seen_request)
+            return false;
+        e->seen_request = true;
+        return scan_members(s, on_request_member, e);
+    }
+    return scan_value(s);
+}
+
+/*
+ * jansson refused the body. Integers beyond int64 are read as reals
+ * (widen_integers); any other failure inside request.object of an
+ * otherwise sound envelope is reported at "request.object" with the uid
+ * kept; the rest is malformed JSON.
+ */
+static enum mm_status decode_failed(const char *body, size_t len, json_error_t *jerr,
+                                    struct admission_request *req, struct mm_error *err)
+{
+    char *wide = NULL;
+    size_t wide_len = 0;
+    const char *text = body;
+    size_t text_len = len;
+    if (json_error_code(jerr) == json_error_numeric_overflow &&
+        (wide = widen_integers(body, len, &wide_len)) != NULL) {
+        req->root = json_loadb(wide, wide_len, JSON_DECODE_ANY, jerr);
+        if (req->root) {
+            free(wide);
+            req->wide_numbers = true;
+            return MM_OK;
+        }
+        text = wide; /* the error positions are in this buffer */
+        text_len = wide_len;
+    }
+    enum mm_status rc = MM_ERR_PARSE;
+    struct envelope e = {.base = text};
+    struct scan s = {text, text + text_len};
+    bool sound = scan_members(&s, on_top_member, &e);
+    scan_ws(&s);
+    size_t pos = jerr->position > 0 ? (size_t)jerr->position : 0;
+    if (sound && s.p == s.end && e.api_ok && e.kind_ok && e.seen_uid && e.seen_object &&
+        pos >= e.object_start && pos <= e.object_end) {
+        req->root = json_pack("{s:s,s:s,s:{s:s%}}", "apiVersion", API_VERSION, "kind", KIND,
+                              "request", "uid", e.uid, e.uid_len);
+        req->uid = json_string_value(json_object_get(json_object_get(req->root, "request"), "uid"));
+        rc = mm_error_set(err, MM_ERR_PARSE, "request.object",
+                          "cannot be decoded: %s at line %d column %d", jerr->text, jerr->line,
+                          jerr->column);
+    } else {
+        rc = mm_error_set(err, MM_ERR_PARSE, "", "invalid JSON at line %d column %d: %s",
+                          jerr->line, jerr->column, jerr->text);
+    }
+    free(wide);
+    return rc;
+}
+
 enum mm_status admission_decode(const char *body, size_t len, struct admission_request *req,
                                 struct mm_error *err)
 {
@@ -107,9 +379,8 @@ enum mm_status admission_decode(const char *body, size_t len, struct admission_r
         return mm_error_set(err, MM_ERR_PARSE, "", "empty request body");
 
     req->root = json_loadb(body, len, JSON_DECODE_ANY, &jerr);
-    if (!req->root)
-        return mm_error_set(err, MM_ERR_PARSE, "", "invalid JSON at line %d column %d: %s",
-                            jerr.line, jerr.column, jerr.text);
+    if (!req->root && (rc = decode_failed(body, len, &jerr, req, err)) != MM_OK)
+        return rc;
     if (!json_is_object(req->root))
         return mm_error_set(err, MM_ERR_TYPE, "", "an AdmissionReview must be a JSON object");
 
@@ -158,6 +429,19 @@ enum mm_status admission_decode(const char *body, size_t len, struct admission_r
     if ((rc = opt_object(request, "object", "request.object", &req->object, err)) ||
         (rc = opt_object(request, "oldObject", "request.oldObject", &req->old_object, err)))
         return rc;
+    /*
+     * The API server keeps an integer beyond int64 only in a custom resource
+     * (unstructured, as a float64); a built-in type such as a Pod has no field
+     * that can hold one, so the API server could not have decoded the object:
+     * it is not what a cluster sends. (Checked only after widening, so the
+     * common path never walks the object.)
+     */
+    if (req->wide_numbers && strcmp(req->group, "kuma.io") != 0 &&
+        (holds_wide_integer(req->object) || holds_wide_integer(req->old_object)))
+        return mm_error_set(err, MM_ERR_PARSE, "request.object",
+                            "holds an integer beyond int64, which no field of a %s can hold "
+                            "(the API server keeps such numbers only in custom resources)",
+                            req->kind[0] ? req->kind : "built-in object");
     return MM_OK;
 }
 
@@ -320,11 +604,6 @@ char *admission_encode(const struct admission_response *resp)
 
 /* ---- scanning for request.uid without a tree ---------------------------- */
 
-struct scan {
-    const char *p;
-    const char *end;
-};
-
 static void scan_ws(struct scan *s)
 {
     while (s->p < s->end && (*s->p == ' ' || *s->p == '\t' || *s->p == '\n' || *s->p == '\r'))
@@ -443,6 +722,18 @@ static bool scan_object(struct scan *s, const char *want,
     }
 }
 
+/* A uid made only of [A-Za-z0-9._:-] (Kubernetes uids are UUIDs), not empty. */
+static bool plain_uid(const char *tok, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        char c = tok[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '.' || c == '_' || c == ':'))
+            return false;
+    }
+    return len > 0;
+}
+
 struct uid_span {
     const char *base;
     size_t off;
@@ -455,13 +746,7 @@ static bool on_uid(struct scan *s, void *ctx)
     struct uid_span *u = ctx;
     const char *start = s->p;
     bool esc;
-    if (!scan_string(s, &esc) || esc)
-        return false;
-    for (const char *c = start + 1; c < s->p - 1; c++)
-        if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
-              *c == '-' || *c == '.' || *c == '_' || *c == ':'))
-            return false;
-    if (s->p - start < 3) /* "" is no uid */
+    if (!scan_string(s, &esc) || esc || !plain_uid(start + 1, (size_t)(s->p - start - 2)))
         return false;
     u->off = (size_t)(start - u->base);
     u->len = (size_t)(s->p - start);

@@ -29,6 +29,7 @@ struct admission_request {
     bool dry_run;
     json_t *object;        /* borrowed; NULL when absent or JSON null */
     json_t *old_object;    /* borrowed; NULL when absent or JSON null */
+    bool wide_numbers;     /* the body held integers beyond int64, decoded as reals */
 };
 
 /*
@@ -37,6 +38,17 @@ struct admission_request {
  * a uid; err names the field. When the uid could be read it is kept in
  * req->uid even on error (so the caller can still echo it), with req->root
  * set; admission_request_cleanup must be called in every case.
+ *
+ * Integers beyond int64 (which jansson refuses) are decoded as reals, as the
+ * API server's decoder does (sigs.k8s.io/json: int64 when it fits, else
+ * float64), and req->wide_numbers is set; validation then reports them with
+ * the API server's message. The API server keeps such a number only in a
+ * custom resource: in an object of another group than kuma.io (a Pod) it is
+ * an object that cannot be decoded (below). When only request.object cannot be decoded
+ * (a number beyond any double, invalid UTF-8, a syntax error inside it)
+ * while the envelope around it is sound, the result is MM_ERR_PARSE with
+ * err->field "request.object" and req->uid set, so the caller answers with
+ * a well-formed review rather than an HTTP 400.
  */
 enum mm_status admission_decode(const char *body, size_t len, struct admission_request *req,
                                 struct mm_error *err) MM_WUR;

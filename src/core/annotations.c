@@ -3,7 +3,10 @@
  * (pkg/plugins/runtime/k8s/controllers/pod_converter.go, MetricsFor and
  * MetricsAggregateFor; kuma-metrics.md §4.1). Kuma stops at the first error;
  * we keep going so every problem is reported, and an application with an
- * error is left out while the rest still applies.
+ * error is left out while the rest still applies. Paths are kept exactly as
+ * written, a path without a leading "/" included, as Kuma's GetString and
+ * GetStringWithDefault do (what such a path then does is described in
+ * podpatch.c, which warns about it).
  */
 #include "core/annotations.h"
 

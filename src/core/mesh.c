@@ -14,6 +14,12 @@
  * Defaulter: mesh_defaulter.go (§6.2). Validator: validateMetrics and
  * validatePrometheusConfig in mesh_validator.go (§6.3), run on the defaulted
  * Mesh, as on Kubernetes the defaulting webhook runs before the validating one.
+ * Field paths start with "spec.": Kuma's validator roots them at "metrics",
+ * and its Kubernetes webhook adds "spec" for resources that are not
+ * plugin-originated, as Mesh is (pkg/plugins/runtime/k8s/webhooks/
+ * validation.go, convertSpecValidationError). When the Mesh passes, Kuma's
+ * deprecations (deprecated.go: a name that is not a DNS-1035 label) are
+ * returned as warnings, as Kuma's webhook does.
  */
 #include "core/mesh.h"
 
@@ -23,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/meshmetric.h"
 #include "core/regex.h"
 #include "util/strbuf.h"
 #include "util/xalloc.h"
@@ -68,7 +75,8 @@ static char *token_text(const json_t *v)
 struct decode {
     struct strbuf err; /* first error, empty when none */
     struct violations *warnings;
-    const char *path; /* e.g. "metrics.backends[0].conf" */
+    const char *path;   /* e.g. "spec.metrics.backends[0].conf" */
+    bool quiet_unknown; /* unknown fields are reported elsewhere (strict mode) */
 };
 
 static bool decode_fail(struct decode *d, const char *fmt, ...)
@@ -144,7 +152,7 @@ static bool decode_bool_value(struct decode *d, const json_t *v)
 /* Warn about an unknown field key of the object at d->path + sub. */
 static void unknown(struct decode *d, const char *sub, const char *key)
 {
-    if (d->warnings)
+    if (d->warnings && !d->quiet_unknown)
         violations_add(d->warnings, "", "unknown field \"%s%s.%s\" is ignored by Kuma", d->path,
                        sub, key);
 }
@@ -399,7 +407,7 @@ static bool skip_value(const json_t *conf)
     return json_is_true(member(conf, "skipMTLS"));
 }
 
-/* validatePrometheusConfig: path is "metrics.backends[i].conf". */
+/* validatePrometheusConfig: path is "spec.metrics.backends[i].conf". */
 static void validate_conf(const json_t *conf, const char *path, struct violations *errs)
 {
     struct decode d = {.path = path};
@@ -452,9 +460,10 @@ static void validate_conf(const json_t *conf, const char *path, struct violation
 }
 
 /* Warnings on the conf as written (before defaults). */
-static void warn_conf(const json_t *conf, const char *path, struct violations *warnings)
+static void warn_conf(const json_t *conf, const char *path, bool quiet_unknown,
+                      struct violations *warnings)
 {
-    struct decode d = {.path = path, .warnings = warnings};
+    struct decode d = {.path = path, .warnings = warnings, .quiet_unknown = quiet_unknown};
     strbuf_init(&d.err, 4096);
     bool ok = decode_conf(&d, conf);
     strbuf_cleanup(&d.err);
@@ -481,14 +490,14 @@ static bool metrics_shape(const json_t *metrics, struct violations *errs)
 {
     if (!json_is_object(metrics)) {
         char *t = token_text(metrics);
-        violations_add(errs, "metrics", "could not parse: unexpected token %s", t);
+        violations_add(errs, "spec.metrics", "could not parse: unexpected token %s", t);
         free(t);
         return false;
     }
     const json_t *eb = member(metrics, "enabledBackend");
     if (eb && !json_is_string(eb)) {
         char *t = token_text(eb);
-        violations_add(errs, "metrics.enabledBackend",
+        violations_add(errs, "spec.metrics.enabledBackend",
                        "could not parse: invalid value for string field enabledBackend: %s", t);
         free(t);
         return false;
@@ -496,7 +505,7 @@ static bool metrics_shape(const json_t *metrics, struct violations *errs)
     const json_t *backends = member(metrics, "backends");
     if (backends && !json_is_array(backends)) {
         char *t = token_text(backends);
-        violations_add(errs, "metrics.backends", "could not parse: unexpected token %s", t);
+        violations_add(errs, "spec.metrics.backends", "could not parse: unexpected token %s", t);
         free(t);
         return false;
     }
@@ -508,7 +517,7 @@ static bool metrics_shape(const json_t *metrics, struct violations *errs)
         char *field = NULL;
         char *t = NULL;
         if (!json_is_object(b)) {
-            field = xasprintf("metrics.backends[%zu]", i);
+            field = xasprintf("spec.metrics.backends[%zu]", i);
             t = token_text(b);
             violations_add(errs, field, "could not parse: unexpected token %s", t);
         } else {
@@ -516,7 +525,7 @@ static bool metrics_shape(const json_t *metrics, struct violations *errs)
             for (size_t s = 0; s < 2 && !field; s++) {
                 const json_t *v = member(b, strings[s]);
                 if (v && !json_is_string(v)) {
-                    field = xasprintf("metrics.backends[%zu].%s", i, strings[s]);
+                    field = xasprintf("spec.metrics.backends[%zu].%s", i, strings[s]);
                     t = token_text(v);
                     violations_add(errs, field,
                                    "could not parse: invalid value for string field %s: %s",
@@ -531,7 +540,9 @@ static bool metrics_shape(const json_t *metrics, struct violations *errs)
     return ok;
 }
 
-bool mesh_validate(const json_t *mesh, struct violations *errs, struct violations *warnings)
+/* The metrics part of mesh_validate_ex. */
+static bool validate_metrics(const json_t *mesh, bool strict, struct violations *errs,
+                             struct violations *warnings)
 {
     size_t before = errs->len;
     const json_t *metrics = member(member(mesh, "spec"), "metrics");
@@ -545,8 +556,8 @@ bool mesh_validate(const json_t *mesh, struct violations *errs, struct violation
         json_t *v;
         json_object_foreach((json_t *)metrics, key, v)
         {
-            if (strcmp(key, "enabledBackend") && strcmp(key, "backends"))
-                violations_add(warnings, "", "unknown field \"metrics.%s\" is ignored by Kuma",
+            if (!strict && strcmp(key, "enabledBackend") && strcmp(key, "backends"))
+                violations_add(warnings, "", "unknown field \"spec.metrics.%s\" is ignored by Kuma",
                                key);
         }
         size_t i;
@@ -555,16 +566,17 @@ bool mesh_validate(const json_t *mesh, struct violations *errs, struct violation
         {
             json_object_foreach(b, key, v)
             {
-                if (strcmp(key, "name") && strcmp(key, "type") && strcmp(key, "conf"))
-                    violations_add(warnings, "",
-                                   "unknown field \"metrics.backends[%zu].%s\" is ignored by Kuma",
-                                   i, key);
+                if (!strict && strcmp(key, "name") && strcmp(key, "type") && strcmp(key, "conf"))
+                    violations_add(
+                        warnings, "",
+                        "unknown field \"spec.metrics.backends[%zu].%s\" is ignored by Kuma", i,
+                        key);
             }
             const json_t *conf = member(b, "conf");
             const char *type = json_string_value(member(b, "type"));
             if (conf && type && strcmp(type, "prometheus") == 0) {
-                char *path = xasprintf("metrics.backends[%zu].conf", i);
-                warn_conf(conf, path, warnings);
+                char *path = xasprintf("spec.metrics.backends[%zu].conf", i);
+                warn_conf(conf, path, strict, warnings);
                 free(path);
             }
         }
@@ -584,7 +596,7 @@ bool mesh_validate(const json_t *mesh, struct violations *errs, struct violation
         for (size_t j = 0; j < i; j++) {
             const char *other = json_string_value(member(json_array_get(backends, j), "name"));
             if (strcmp(other ? other : "", name) == 0) {
-                char *field = xasprintf("metrics.backends[%zu].name", i);
+                char *field = xasprintf("spec.metrics.backends[%zu].name", i);
                 char *q = go_quote(name);
                 violations_add(errs, field, "%s name is already used for another backend", q);
                 free(q);
@@ -594,11 +606,11 @@ bool mesh_validate(const json_t *mesh, struct violations *errs, struct violation
         }
         const char *type = json_string_value(member(b, "type"));
         if (!type || strcmp(type, "prometheus") != 0) {
-            char *field = xasprintf("metrics.backends[%zu].type", i);
+            char *field = xasprintf("spec.metrics.backends[%zu].type", i);
             violations_add(errs, field, "unknown backend type. Available backends: \"prometheus\"");
             free(field);
         } else {
-            char *path = xasprintf("metrics.backends[%zu].conf", i);
+            char *path = xasprintf("spec.metrics.backends[%zu].conf", i);
             validate_conf(member(b, "conf"), path, errs);
             free(path);
         }
@@ -611,11 +623,217 @@ bool mesh_validate(const json_t *mesh, struct violations *errs, struct violation
             found = strcmp(name ? name : "", enabled) == 0;
         }
         if (!found)
-            violations_add(errs, "metrics.enabledBackend",
+            violations_add(errs, "spec.metrics.enabledBackend",
                            "has to be set to one of the backends in the mesh");
     }
     json_decref(copy);
     return errs->len == before;
+}
+
+/* ---- Kuma's deprecations (pkg/core/resources/apis/mesh/deprecated.go) -------------- */
+
+/*
+ * apimachinery v0.36.1 (Kuma v2.14.3's) validation.IsDNS1035Label, which
+ * NameIsDNS1035Label(name, false) calls: its error strings, in its order.
+ */
+static void dns1035_label_errors(const char *s, struct strbuf *b)
+{
+    bool ok = true;
+    size_t n = strlen(s);
+    if (n > 63)
+        ok = strbuf_puts(b, "must be no more than 63 characters");
+    bool match = n > 0 && s[0] >= 'a' && s[0] <= 'z';
+    for (size_t i = 1; match && i < n; i++)
+        match = (s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '-';
+    if (match && n > 1)
+        match = s[n - 1] != '-';
+    if (!match) /* RegexError(msg, fmt, "my-name", "abc-123"): note its two spaces before "or" */
+        ok = ok && strbuf_puts(b, b->len ? "; " : "") &&
+             strbuf_puts(b, "a DNS-1035 label must consist of lower case alphanumeric characters "
+                            "or '-', start with an alphabetic character, and end with an "
+                            "alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used "
+                            "for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')");
+    (void)ok; /* the buffer is unbounded */
+}
+
+/* MeshResource.Deprecations: the display name (label kuma.io/display-name, else the name). */
+static void deprecations(const json_t *mesh, struct violations *warnings)
+{
+    const json_t *meta = member(mesh, "metadata");
+    const char *name = json_string_value(member(member(meta, "labels"), "kuma.io/display-name"));
+    if (!name || !*name)
+        name = json_string_value(member(meta, "name"));
+    if (!name)
+        name = "";
+    struct strbuf b;
+    strbuf_init(&b, (size_t)-1 / 2);
+    dns1035_label_errors(name, &b);
+    if (b.len)
+        violations_add(warnings, "",
+                       "Invalid Mesh resource name: '%s'. It does not conform to the DNS format "
+                       "(RFC 1035). This is deprecated. Errors: %s",
+                       name, strbuf_str(&b));
+    strbuf_cleanup(&b);
+}
+
+/* ---- known fields ------------------------------------------------------------------ */
+
+/*
+ * The fields Kuma knows: the Mesh CRD's top level (deployments/charts/kuma/
+ * crds/kuma.io_meshes.yaml, v2.14.3: apiVersion, kind, mesh, metadata, spec),
+ * metav1.ObjectMeta, and below spec (x-kubernetes-preserve-unknown-fields:
+ * Kuma's jsonpb decoding drops unknown names) the Mesh message of
+ * api/mesh/v1alpha1/mesh.proto and the metrics messages of metrics.proto.
+ * Only the metrics subtree is descended.
+ */
+struct known {
+    const char *const *names;         /* NULL-terminated */
+    const struct known *const *below; /* parallel to names; NULL entries are not descended */
+    bool list;                        /* a list of objects with these fields */
+};
+
+static const char *const tls_names[] = {"mode", NULL};
+static const struct known k_tls = {tls_names, NULL, false};
+static const char *const envoy_names[] = {"filterRegex", "usedOnly", NULL};
+static const struct known k_envoy = {envoy_names, NULL, false};
+static const char *const aggregate_names[] = {"name", "port", "path", "enabled", "address", NULL};
+static const struct known k_aggregate = {aggregate_names, NULL, true};
+static const char *const conf_names[] = {"port",      "path",  "tags", "skipMTLS",
+                                         "aggregate", "envoy", "tls",  NULL};
+static const struct known *const conf_below[] = {NULL,         NULL,     NULL,  NULL,
+                                                 &k_aggregate, &k_envoy, &k_tls};
+static const struct known k_conf = {conf_names, conf_below, false};
+static const char *const backend_names[] = {"name", "type", "conf", NULL};
+static const struct known *const backend_below[] = {NULL, NULL, &k_conf};
+static const struct known k_backends = {backend_names, backend_below, true};
+static const char *const metrics_names[] = {"enabledBackend", "backends", NULL};
+static const struct known *const metrics_below[] = {NULL, &k_backends};
+static const struct known k_metrics = {metrics_names, metrics_below, false};
+static const char *const spec_names[] = {
+    "mtls",         "tracing", "logging",     "metrics",
+    "networking",   "routing", "constraints", "skipCreatingInitialPolicies",
+    "meshServices", NULL};
+static const struct known *const spec_below[] = {NULL, NULL, NULL, &k_metrics, NULL,
+                                                 NULL, NULL, NULL, NULL};
+static const struct known k_spec = {spec_names, spec_below, false};
+static const char *const meta_names[] = {"name",
+                                         "generateName",
+                                         "namespace",
+                                         "selfLink",
+                                         "uid",
+                                         "resourceVersion",
+                                         "generation",
+                                         "creationTimestamp",
+                                         "deletionTimestamp",
+                                         "deletionGracePeriodSeconds",
+                                         "labels",
+                                         "annotations",
+                                         "ownerReferences",
+                                         "finalizers",
+                                         "managedFields",
+                                         NULL};
+static const struct known k_meta = {meta_names, NULL, false};
+static const char *const root_names[] = {"apiVersion", "kind", "mesh", "metadata", "spec", NULL};
+static const struct known *const root_below[] = {NULL, NULL, NULL, &k_meta, &k_spec};
+static const struct known k_root = {root_names, root_below, false};
+
+static void walk_known(const struct known *k, const json_t *v, struct strbuf *path,
+                       struct violations *out, size_t *count);
+
+static void walk_object(const struct known *k, const json_t *v, struct strbuf *path,
+                        struct violations *out, size_t *count)
+{
+    if (!json_is_object(v))
+        return;
+    size_t n = 0;
+    while (k->names[n])
+        n++;
+    const char *key;
+    json_t *child;
+    json_object_foreach((json_t *)v, key, child)
+    {
+        size_t i = 0;
+        while (i < n && strcmp(k->names[i], key) != 0)
+            i++;
+        size_t old = path->len;
+        bool ok = strbuf_printf(path, "%s%s", old ? "." : "", key);
+        (void)ok; /* the path buffer is unbounded */
+        if (i == n) {
+            (*count)++;
+            const char *hint = meshmetric_did_you_mean(key, k->names, n);
+            if (out && hint)
+                violations_add(out, strbuf_str(path), "unknown field \"%s\" (did you mean \"%s\"?)",
+                               key, hint);
+            else if (out)
+                violations_add(out, strbuf_str(path), "unknown field \"%s\"", key);
+        } else if (k->below && k->below[i]) {
+            walk_known(k->below[i], child, path, out, count);
+        }
+        path->len = old;
+        path->data[old] = '\0';
+    }
+}
+
+static void walk_known(const struct known *k, const json_t *v, struct strbuf *path,
+                       struct violations *out, size_t *count)
+{
+    if (!k->list) {
+        walk_object(k, v, path, out, count);
+        return;
+    }
+    size_t i;
+    const json_t *item;
+    json_array_foreach(v, i, item)
+    {
+        size_t old = path->len;
+        bool ok = strbuf_printf(path, "[%zu]", i);
+        (void)ok;
+        walk_object(k, item, path, out, count);
+        path->len = old;
+        path->data[old] = '\0';
+    }
+}
+
+size_t mesh_unknown_fields(const json_t *mesh, struct violations *out)
+{
+    struct strbuf path;
+    strbuf_init(&path, (size_t)-1 / 2);
+    bool ok = strbuf_puts(&path, "");
+    (void)ok;
+    size_t count = 0;
+    walk_known(&k_root, mesh, &path, out, &count);
+    strbuf_cleanup(&path);
+    return count;
+}
+
+bool mesh_validate_ex(const json_t *mesh, bool strict, struct violations *errs,
+                      struct violations *warnings)
+{
+    size_t before = errs->len;
+    if (strict) {
+        (void)mesh_unknown_fields(mesh, errs);
+    } else if (warnings) {
+        const char *key;
+        json_t *v;
+        json_object_foreach(member(mesh, "spec"), key, v)
+        {
+            bool known = false;
+            for (const char *const *n = spec_names; *n && !known; n++)
+                known = strcmp(*n, key) == 0;
+            if (!known)
+                violations_add(warnings, "", "unknown field \"spec.%s\" is ignored by Kuma", key);
+        }
+    }
+    (void)validate_metrics(mesh, strict, errs, warnings);
+    /* Kuma's webhook returns the deprecations only with an allowed answer. */
+    if (errs->len == before && warnings && json_is_object(mesh))
+        deprecations(mesh, warnings);
+    return errs->len == before;
+}
+
+bool mesh_validate(const json_t *mesh, struct violations *errs, struct violations *warnings)
+{
+    return mesh_validate_ex(mesh, false, errs, warnings);
 }
 
 const json_t *mesh_prometheus_conf(const json_t *mesh)

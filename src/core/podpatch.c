@@ -36,6 +36,20 @@
  *   "opentelemetry[:<endpoint>]"), then "apps=<name>:<port><path>,...";
  *   "none" for an empty config, "no backends" when only sidecar settings or
  *   unknown backend types are present. The hash is the machine-readable part.
+ *   A path is written right after the port only when that cannot be misread:
+ *   it starts with "/" and holds no space, control character, '"', ',' or
+ *   ';'. Any other path (e.g. "metrics", which an annotation or a policy may
+ *   give) is written as ` path="<JSON-quoted>"`, so "prometheus:5670 path="0/x""
+ *   is never confused with port 56700.
+ * - A Prometheus path without a leading "/" is kept (Kuma keeps it:
+ *   pod_converter.go MetricsFor takes the annotation as written, and the
+ *   MeshMetric validator does not check paths) with a warning: Kuma makes it
+ *   the prefix of the metrics listener's Envoy route
+ *   (prometheus_endpoint_generator.go / meshmetric prometheus_configurer.go,
+ *   static_endpoints_configurer.go RouteMatch_Prefix), and no request path,
+ *   which always starts with "/", matches it, so every scrape gets 404.
+ *   Application paths need no warning: kuma-dp builds their URL with Go's
+ *   url.URL{Host, Path}.String(), which inserts the "/".
  */
 #include "core/podpatch.h"
 
@@ -603,6 +617,22 @@ static char *summary_finish(struct strbuf *b)
     return out;
 }
 
+/* Append the path after a port: bare when unambiguous, else ` path="<JSON-quoted>"`. */
+static bool summary_path(struct strbuf *b, const char *path)
+{
+    bool plain = path[0] == '/';
+    for (const unsigned char *c = (const unsigned char *)path; plain && *c; c++)
+        plain = *c > 0x20 && *c != 0x7f && *c != '"' && *c != ',' && *c != ';';
+    if (plain)
+        return strbuf_puts(b, path);
+    json_t *s = json_string(path);
+    char *q = s ? json_dumps(s, JSON_ENCODE_ANY) : NULL;
+    bool ok = strbuf_puts(b, " path=") && strbuf_puts(b, q ? q : "\"?\"");
+    free(q);
+    json_decref(s);
+    return ok;
+}
+
 /*
  * The human-readable summary of effective, e.g.
  * "prometheus:5670/metrics tls=ProvidedTLS; opentelemetry:otel:4317; apps=app:8080/metrics".
@@ -630,11 +660,16 @@ static char *config_summary(const json_t *effective)
             char tls[64] = "";
             if (json_is_string(mode) && strcmp(json_string_value(mode), "Disabled") != 0)
                 snprintf(tls, sizeof tls, " tls=%.50s", json_string_value(mode));
-            part = xasprintf("prometheus:%" JSON_INTEGER_FORMAT "%s%s%s%s",
-                             json_is_integer(port) ? json_integer_value(port) : 5670,
-                             json_is_string(path) ? json_string_value(path) : "/metrics", tls,
-                             json_is_string(client) ? " client=" : "",
-                             json_is_string(client) ? json_string_value(client) : "");
+            struct strbuf pb;
+            strbuf_init(&pb, (size_t)-1 / 2);
+            bool pok = strbuf_printf(&pb, "prometheus:%" JSON_INTEGER_FORMAT,
+                                     json_is_integer(port) ? json_integer_value(port) : 5670) &&
+                       summary_path(&pb, json_is_string(path) ? json_string_value(path)
+                                                              : "/metrics") &&
+                       strbuf_printf(&pb, "%s%s%s", tls, json_is_string(client) ? " client=" : "",
+                                     json_is_string(client) ? json_string_value(client) : "");
+            (void)pok; /* unbounded; the summary is cut at the end */
+            part = strbuf_steal(&pb);
         } else if (str_eq(type, "OpenTelemetry")) {
             const json_t *ep = json_object_get(json_object_get(v, "openTelemetry"), "endpoint");
             part = xasprintf("opentelemetry%s%s", json_is_string(ep) ? ":" : "",
@@ -655,13 +690,11 @@ static char *config_summary(const json_t *effective)
             const json_t *name = json_object_get(v, "name");
             const json_t *port = json_object_get(v, "port");
             const json_t *path = json_object_get(v, "path");
-            char *part = xasprintf("%s%s%s%" JSON_INTEGER_FORMAT "%s", i ? "," : "",
-                                   json_is_string(name) ? json_string_value(name) : "",
-                                   json_is_string(name) ? ":" : "",
-                                   json_is_integer(port) ? json_integer_value(port) : 0,
-                                   json_is_string(path) ? json_string_value(path) : "/metrics");
-            ok = ok && strbuf_puts(&b, part);
-            free(part);
+            ok = ok && strbuf_printf(&b, "%s%s%s%" JSON_INTEGER_FORMAT, i ? "," : "",
+                                     json_is_string(name) ? json_string_value(name) : "",
+                                     json_is_string(name) ? ":" : "",
+                                     json_is_integer(port) ? json_integer_value(port) : 0) &&
+                 summary_path(&b, json_is_string(path) ? json_string_value(path) : "/metrics");
         }
     }
     if (first)
@@ -728,6 +761,24 @@ static void build_annotations(json_t *patch, const char *base, const struct targ
     json_decref(want);
 }
 
+/* Prometheus paths Kuma's Envoy route never matches (see the decisions above). */
+static void warn_relative_paths(const struct conf *c, struct violations *warnings)
+{
+    for (size_t i = 0; i < c->n_prom; i++) {
+        const char *p = c->prom[i].path;
+        if (!p[0] || p[0] == '/')
+            continue;
+        json_t *s = json_string(p);
+        char *q = s ? json_dumps(s, JSON_ENCODE_ANY) : NULL;
+        violations_add(warnings, "",
+                       "metrics path %.60s%s on port %d has no leading \"/\": Kuma's Envoy route "
+                       "never matches it, every scrape gets 404",
+                       q ? q : "\"?\"", q && strlen(q) > 60 ? "..." : "", c->prom[i].port);
+        free(q);
+        json_decref(s);
+    }
+}
+
 enum mm_status podpatch_build(const json_t *pod, const char *base, const json_t *effective,
                               const struct podpatch_options *opt, json_t **patch_out,
                               struct violations *warnings, struct mm_error *err)
@@ -774,6 +825,7 @@ enum mm_status podpatch_build_hashed(const json_t *pod, const char *base, const 
         goto cleanup;
 
     cpath = xasprintf("%s/spec/%s/%zu", base, t.list, t.index);
+    warn_relative_paths(&c, warnings);
     build_ports(patch, cpath, &t, &c, warnings);
     if (c.tls)
         build_tls(patch, base, cpath, &t, opt, warnings);

@@ -86,9 +86,10 @@ fi
 
 # validate: exit 1 with Kuma's messages naming file, document, field
 if expect "validate invalid" 1 "$bin" validate -f "$ex/invalid-meshmetric.yaml"; then
-  grep -q "invalid-meshmetric.yaml: document 1: spec.default.backends.backend\[0\].port: .*port must be a valid (1-65535)" "$tmp/err" &&
-  grep -q "spec.default.applications.application\[0\]: .*port must be a valid (1-65535)" "$tmp/err" &&
-  grep -q "invalid regex" "$tmp/err" &&
+  grep -q 'invalid-meshmetric.yaml: document 1: spec.default.sidecar.profiles.appendProfiles\[0\].name: MeshMetric kuma-system/broken-schema: Unsupported value: "Everything": supported values: "All", "Basic", "None"' "$tmp/err" &&
+  grep -q "invalid-meshmetric.yaml: document 2: spec.default.backends.backend\[0\].port: .*port must be a valid (1-65535)" "$tmp/err" &&
+  grep -q "document 2: spec.default.applications.application\[0\]: .*port must be a valid (1-65535)" "$tmp/err" &&
+  grep -q "document 2: spec.default.sidecar.profiles.include\[0\].match: .*invalid regex" "$tmp/err" &&
     ok "validate reports every problem" || ko "validate messages" "$err"
 fi
 expect "validate valid" 0 "$bin" validate -f "$ex/policies.yaml" && ok "validate valid policies exits 0"

@@ -9,10 +9,11 @@
 
 #include "core/admission.h"
 #include "core/engine.h"
+#include "core/view.h"
 #include "util/xalloc.h"
 #include "util/yamljson.h"
 
-static struct policy_set set;
+static struct policy_view *view;
 static struct engine_config cfg;
 
 static const char policies[] =
@@ -33,16 +34,17 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     (void)argc;
     (void)argv;
     xalloc_install_json();
-    policy_set_init(&set);
     engine_config_init(&cfg);
+    struct view_builder *b = view_builder_create(NULL);
     json_t *docs = NULL;
     struct mm_error err;
     if (yamljson_load(policies, sizeof policies - 1, NULL, &docs, &err))
         abort();
     size_t i;
     json_t *d;
-    json_array_foreach(docs, i, d) if (policy_set_add(&set, json_incref(d), NULL, &err)) abort();
+    json_array_foreach(docs, i, d) if (view_builder_add(b, d, NULL, &err)) abort();
     json_decref(docs);
+    view = view_builder_finish(b, 1);
     return 0;
 }
 
@@ -60,7 +62,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct engine_result res;
     engine_result_init(&res);
     if (st == MM_OK && req.object)
-        st = engine_evaluate(&cfg, &set, req.object, req.namespace, &res, &err);
+        st = engine_evaluate(&cfg, view, req.object, req.namespace, &res, &err);
     struct admission_response resp = {.uid = req.uid ? req.uid : "", .allowed = true,
                                       .patch = st == MM_OK ? res.patch : NULL,
                                       .warnings = &res.warnings};

@@ -1,6 +1,7 @@
 /*
- * libFuzzer target: arbitrary bytes as a policy file through the CLI's path:
- * YAML -> validation -> policy set -> engine on a fixed pod.
+ * libFuzzer target: arbitrary bytes as a policy file through the one loader:
+ * YAML -> view builder (policy_load: validation, normalisation, defaults) ->
+ * engine and explain on a fixed pod, strict unknown-field checks too.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -9,6 +10,7 @@
 #include "core/engine.h"
 #include "core/mesh.h"
 #include "core/meshmetric.h"
+#include "core/view.h"
 #include "util/xalloc.h"
 #include "util/yamljson.h"
 
@@ -42,34 +44,28 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     lim.max_nodes = 20000;
     if (yamljson_load((const char *)data, size, &lim, &docs, &err))
         return 0;
-    struct policy_set set;
-    policy_set_init(&set);
+    struct view_builder *b = view_builder_create(NULL);
     size_t i;
     json_t *d;
-    json_array_foreach(docs, i, d) {
-        struct violations errs, warns;
-        violations_init(&errs);
-        violations_init(&warns);
+    json_array_foreach(docs, i, d)
+    {
+        struct violations unknown;
+        violations_init(&unknown);
         const char *kind = json_string_value(json_object_get(d, "kind"));
-        bool ok = true;
         if (kind && !strcmp(kind, "MeshMetric"))
-            ok = meshmetric_validate(d, "kuma-system", &errs, &warns);
-        else if (kind && !strcmp(kind, "Mesh"))
-            ok = mesh_validate(d, &errs, &warns);
-        free(violations_join(&errs));
-        violations_cleanup(&errs);
-        violations_cleanup(&warns);
-        if (ok)
-            (void)policy_set_add(&set, json_incref(d), NULL, &err);
+            meshmetric_unknown_fields(d, &unknown);
+        violations_cleanup(&unknown);
+        (void)view_builder_add(b, d, NULL, &err);
     }
+    struct policy_view *view = view_builder_finish(b, 1);
     struct engine_result res;
     engine_result_init(&res);
-    if (engine_evaluate(&cfg, &set, pod, NULL, &res, &err) == MM_OK) {
-        json_t *ex = engine_explain_json(&res);
+    if (engine_evaluate(&cfg, view, pod, NULL, &res, &err) == MM_OK) {
+        json_t *ex = engine_explain_json(&res, view, &cfg, true);
         json_decref(ex);
     }
     engine_result_cleanup(&res);
-    policy_set_cleanup(&set);
+    view_unref(view);
     json_decref(docs);
     return 0;
 }

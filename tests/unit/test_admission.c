@@ -289,8 +289,8 @@ static void test_decode_every_truncation(void **state)
         struct mm_error err;
         char *copy = xstrndup(body, n); /* exact-size buffer so ASan sees overreads */
         enum mm_status rc = admission_decode(copy, n, &req, &err);
-        if (rc != MM_ERR_PARSE)
-            fail_msg("prefix of %zu bytes: %s", n, mm_status_name(rc));
+        if (rc != MM_ERR_PARSE || err.field[0] || req.uid[0])
+            fail_msg("prefix of %zu bytes: %s (%s)", n, mm_status_name(rc), err.field);
         admission_request_cleanup(&req);
         free(copy);
     }
@@ -353,9 +353,144 @@ static void test_decode_nul_and_depth(void **state)
         deep[off++] = ']';
     deep[off++] = '}';
     deep[off++] = '}';
+    /* Only the object fails to decode: the uid is kept so the caller can still answer. */
     assert_int_equal(admission_decode(deep, off, &req, &err), MM_ERR_PARSE);
+    assert_string_equal(err.field, "request.object");
+    assert_string_equal(req.uid, "u");
     admission_request_cleanup(&req);
     free(deep);
+}
+
+/* ---- decode: numbers jansson refuses, and other objects that do not decode ---- */
+
+struct wide_case {
+    const char *name;
+    const char *body;
+    enum mm_status status;
+    const char *field;   /* err.field */
+    const char *uid;     /* req.uid afterwards */
+    bool wide;           /* req.wide_numbers */
+    const char *pointer; /* in request.object, with... */
+    const char *value;   /* ...this JSON value (compact) */
+};
+
+/* A MeshMetric review (a custom resource: the API server keeps numbers beyond int64 in it). */
+#define REQ(obj)                                                                                   \
+    "{" HDR ",\"request\":{\"uid\":\"u-9\",\"kind\":{\"group\":\"kuma.io\",\"version\":"        \
+    "\"v1alpha1\",\"kind\":\"MeshMetric\"},\"object\":" obj "}}"
+
+static const struct wide_case wide_cases[] = {
+    /* The API server decodes an integer beyond int64 as a float64 (sigs.k8s.io/json). */
+    {"integer beyond int64 is a real", REQ("{\"port\":99999999999999999999}"), MM_OK, "", "u-9",
+     true, "port", "1e20"},
+    {"negative integer beyond int64", REQ("{\"port\":-9223372036854775809}"), MM_OK, "", "u-9",
+     true, "port", "-9.2233720368547758e18"},
+    {"int64 limits stay integers", REQ("{\"a\":9223372036854775807,\"b\":99999999999999999999}"),
+     MM_OK, "", "u-9", true, "a", "9223372036854775807"},
+    {"other numbers stay exact", REQ("{\"a\":9007199254740993,\"b\":-18446744073709551616}"),
+     MM_OK, "", "u-9", true, "a", "9007199254740993"},
+    {"reals are untouched", REQ("{\"a\":1.5e10,\"b\":[-0,0.0,99999999999999999999]}"), MM_OK, "",
+     "u-9", true, "b", "[0,0.0,1e20]"},
+    {"digits inside strings are text", REQ("{\"s\":\"99999999999999999999\",\"n\":1e30}"),
+     MM_OK, "", "u-9", false, "s", "\"99999999999999999999\""},
+    {"escaped quotes in strings", REQ("{\"s\":\"a\\\"99999999999999999999\",\"n\":"
+                                      "99999999999999999999}"),
+     MM_OK, "", "u-9", true, "s", "\"a\\\"99999999999999999999\""},
+    {"beyond int64 outside the object", "{" HDR ",\"request\":{\"uid\":\"u-9\",\"options\":"
+                                        "{\"x\":123456789012345678901234567890}}}",
+     MM_OK, "", "u-9", true, NULL, NULL},
+    /* Beyond any double: the object cannot be decoded, the envelope can. */
+    {"real overflow in the object", REQ("{\"port\":1e400}"), MM_ERR_PARSE, "request.object", "u-9",
+     false, NULL, NULL},
+    {"integer beyond double in the object",
+     REQ("{\"a\":1"
+         "000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000"
+         "000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000"
+         "000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000"
+         "000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000"
+         "}"),
+     MM_ERR_PARSE, "request.object", "u-9", false, NULL, NULL},
+    {"invalid UTF-8 in the object", REQ("{\"a\":\"\xff\"}"), MM_ERR_PARSE, "request.object", "u-9",
+     false, NULL, NULL},
+    {"syntax error in the object", REQ("{\"a\":}"), MM_ERR_PARSE, "request.object", "u-9", false,
+     NULL, NULL},
+    {"\\u0000 in the object", REQ("{\"a\":\"x\\u0000\"}"), MM_ERR_PARSE, "request.object",
+     "u-9", false, NULL, NULL},
+    {"object before the uid", "{" HDR ",\"request\":{\"object\":{\"a\":1e999},\"uid\":\"u-9\"}}",
+     MM_ERR_PARSE, "request.object", "u-9", false, NULL, NULL},
+    /* Not the object: malformed JSON, answered with HTTP 400 by the caller. */
+    {"real overflow outside the object",
+     "{" HDR ",\"request\":{\"uid\":\"u-9\",\"options\":1e400,\"object\":{}}}", MM_ERR_PARSE,
+     "", "", false, NULL, NULL},
+    {"bad object, wrong apiVersion",
+     "{\"apiVersion\":\"v1\",\"kind\":\"AdmissionReview\",\"request\":{\"uid\":\"u-9\","
+     "\"object\":{\"a\":1e400}}}",
+     MM_ERR_PARSE, "", "", false, NULL, NULL},
+    {"bad object, no uid", "{" HDR ",\"request\":{\"object\":{\"a\":1e400}}}", MM_ERR_PARSE, "",
+     "", false, NULL, NULL},
+    {"bad object, odd uid", "{" HDR ",\"request\":{\"uid\":\"a b\",\"object\":{\"a\":1e400}}}",
+     MM_ERR_PARSE, "", "", false, NULL, NULL},
+    {"bad object, two requests",
+     "{" HDR ",\"request\":{\"uid\":\"u\",\"object\":{\"a\":1e400}},\"request\":{}}",
+     MM_ERR_PARSE, "", "", false, NULL, NULL},
+    {"bad object, trailing garbage", REQ("{\"a\":1e400}") " x", MM_ERR_PARSE, "", "", false, NULL,
+     NULL},
+    {"bad object, truncated", "{" HDR ",\"request\":{\"uid\":\"u-9\",\"object\":{\"a\":1e400}",
+     MM_ERR_PARSE, "", "", false, NULL, NULL},
+    /* Only a custom resource keeps them (as the API server does); a Pod cannot hold one. */
+    {"beyond int64 in a Pod", "{" HDR ",\"request\":{\"uid\":\"p-1\",\"kind\":{\"group\":\"\","
+                              "\"version\":\"v1\",\"kind\":\"Pod\"},\"object\":{\"spec\":"
+                              "{\"containers\":[{\"ports\":[{\"containerPort\":"
+                              "99999999999999999999}]}]}}}}",
+     MM_ERR_PARSE, "request.object", "p-1", true, NULL, NULL},
+    {"beyond int64 in a Pod's envelope only", "{" HDR ",\"request\":{\"uid\":\"p-2\",\"kind\":"
+                                              "{\"kind\":\"Pod\"},\"options\":{\"x\":"
+                                              "-99999999999999999999},\"object\":{\"a\":1.5}}}",
+     MM_OK, "", "p-2", true, NULL, NULL},
+    {"beyond int64 in a Pod, written as an integer elsewhere too",
+     "{" HDR ",\"request\":{\"uid\":\"p-3\",\"object\":{\"a\":[1,{\"b\":-99999999999999999999}]}}}",
+     MM_ERR_PARSE, "request.object", "p-3", true, NULL, NULL},
+    {"beyond int64 in a MeshMetric", "{" HDR ",\"request\":{\"uid\":\"m-1\",\"kind\":{\"group\":"
+                                     "\"kuma.io\",\"kind\":\"MeshMetric\"},\"object\":{\"port\":"
+                                     "99999999999999999999}}}",
+     MM_OK, "", "m-1", true, "port", "1e20"},
+    /* A body that is wrong where jansson does not look first still gets its usual answer. */
+    {"beyond int64 and a wrong kind", "{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"Pod\","
+                                      "\"request\":{\"uid\":\"u-9\",\"object\":{\"a\":"
+                                      "99999999999999999999}}}",
+     MM_ERR_TYPE, "kind", "u-9", true, NULL, NULL},
+};
+
+static void test_decode_wide_numbers(void **state)
+{
+    (void)state;
+    int failures = 0;
+    for (size_t i = 0; i < sizeof wide_cases / sizeof *wide_cases; i++) {
+        const struct wide_case *c = &wide_cases[i];
+        struct admission_request req;
+        struct mm_error err;
+        enum mm_status rc = admission_decode(c->body, strlen(c->body), &req, &err);
+        bool bad = rc != c->status || strcmp(err.field, c->field) != 0 ||
+                   strcmp(req.uid, c->uid) != 0 || req.wide_numbers != c->wide;
+        char *got = NULL;
+        if (!bad && c->pointer) {
+            got = json_dumps(json_object_get(req.object, c->pointer),
+                             JSON_ENCODE_ANY | JSON_COMPACT | JSON_REAL_PRECISION(17));
+            bad = !got || strcmp(got, c->value) != 0;
+        }
+        if (bad) {
+            print_error("case \"%s\": %s field \"%s\" uid \"%s\" wide %d value %s (%s)\n",
+                        c->name, mm_status_name(rc), err.field, req.uid, req.wide_numbers,
+                        got ? got : "-", err.message);
+            failures++;
+        }
+        if (rc != MM_OK)
+            assert_true(err.message[0] != '\0');
+        free(got);
+        admission_request_cleanup(&req);
+        assert_false(req.wide_numbers);
+    }
+    assert_int_equal(failures, 0);
 }
 
 /* ---- encode ---- */
@@ -711,6 +846,7 @@ int main(void)
         cmocka_unit_test(test_decode_every_truncation),
         cmocka_unit_test(test_decode_size_cap),
         cmocka_unit_test(test_decode_nul_and_depth),
+        cmocka_unit_test(test_decode_wide_numbers),
         cmocka_unit_test(test_encode_exact_shape),
         cmocka_unit_test(test_encode_round_trip),
         cmocka_unit_test(test_encode_denied),

@@ -13,6 +13,8 @@
 
 #include <cmocka.h>
 
+#include "testutil.h"
+
 #include "core/annotations.h"
 #include "util/xalloc.h"
 
@@ -417,13 +419,47 @@ static void test_mesh_table(void **state)
     }
 }
 
+/* Fixtures in tests/data/annotations/ (see its README.md). */
+static void test_fixtures(void **state)
+{
+    (void)state;
+    static const char *const fixtures[] = {"path-without-slash", "aggregate-path-without-slash"};
+    for (size_t i = 0; i < sizeof fixtures / sizeof *fixtures; i++) {
+        char *dir = tu_testdata();
+        char *path = xasprintf("%s/annotations/%s.yaml", dir, fixtures[i]);
+        json_t *docs = tu_load_yaml(path, true);
+        json_t *expect = json_array_get(docs, 1);
+        struct annot_metrics m;
+        struct violations errs;
+        annotations_init(&m);
+        violations_init(&errs);
+        (void)annotations_parse(json_array_get(docs, 0), &m, &errs);
+        json_t *got = result_json(&m);
+        json_t *got_errs = errors_json(&errs);
+        if (!json_equal(got, json_object_get(expect, "result")) ||
+            !json_equal(got_errs, json_object_get(expect, "errors"))) {
+            char *g = json_dumps(got, JSON_COMPACT | JSON_SORT_KEYS);
+            char *e = json_dumps(got_errs, JSON_COMPACT);
+            fail_msg("fixture %s: got %s %s", fixtures[i], g, e);
+        }
+        json_decref(got);
+        json_decref(got_errs);
+        annotations_cleanup(&m);
+        violations_cleanup(&errs);
+        json_decref(docs);
+        free(path);
+        free(dir);
+    }
+}
+
 int main(void)
 {
     xalloc_install_json();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse_table),      cmocka_unit_test(test_quote_invalid_utf8),
-        cmocka_unit_test(test_quote_worst_case), cmocka_unit_test(test_parse_edges),
-        cmocka_unit_test(test_many_apps),        cmocka_unit_test(test_mesh_table),
+        cmocka_unit_test(test_parse_table), cmocka_unit_test(test_quote_invalid_utf8),
+        cmocka_unit_test(test_fixtures),    cmocka_unit_test(test_quote_worst_case),
+        cmocka_unit_test(test_parse_edges), cmocka_unit_test(test_many_apps),
+        cmocka_unit_test(test_mesh_table),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

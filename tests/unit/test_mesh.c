@@ -46,30 +46,30 @@ struct vcase {
     const char *warnings;
 };
 
-#define B0 "metrics.backends[0]"
+#define B0 "spec.metrics.backends[0]"
 #define CONF0 B0 ".conf"
 
 static const struct vcase validate_cases[] = {
     {"duplicate backend name",
      "{enabledBackend: prometheus-1, backends: [{name: prometheus-1, type: prometheus}, "
      "{name: prometheus-1, type: prometheus}]}",
-     "metrics.backends[1].name: \"prometheus-1\" name is already used for another backend", NULL},
+     "spec.metrics.backends[1].name: \"prometheus-1\" name is already used for another backend", NULL},
     {"duplicate empty names", "{backends: [{type: prometheus}, {type: prometheus}]}",
-     "metrics.backends[1].name: \"\" name is already used for another backend", NULL},
+     "spec.metrics.backends[1].name: \"\" name is already used for another backend", NULL},
     {"unknown backend type", "{backends: [{name: a, type: Prometheus}]}",
      B0 ".type: unknown backend type. Available backends: \"prometheus\"", NULL},
     {"missing backend type", "{backends: [{name: a}]}",
      B0 ".type: unknown backend type. Available backends: \"prometheus\"", NULL},
     {"duplicate name, then the type", "{backends: [{name: a, type: prometheus}, {name: a}]}",
-     "metrics.backends[1].name: \"a\" name is already used for another backend; "
-     "metrics.backends[1].type: unknown backend type. Available backends: \"prometheus\"",
+     "spec.metrics.backends[1].name: \"a\" name is already used for another backend; "
+     "spec.metrics.backends[1].type: unknown backend type. Available backends: \"prometheus\"",
      NULL},
     {"enabledBackend not a backend",
      "{enabledBackend: prometheus-2, backends: [{name: prometheus-1, "
      "type: prometheus}]}",
-     "metrics.enabledBackend: has to be set to one of the backends in the mesh", NULL},
+     "spec.metrics.enabledBackend: has to be set to one of the backends in the mesh", NULL},
     {"enabledBackend without backends", "{enabledBackend: p}",
-     "metrics.enabledBackend: has to be set to one of the backends in the mesh", NULL},
+     "spec.metrics.enabledBackend: has to be set to one of the backends in the mesh", NULL},
     {"no enabledBackend", "{backends: [{name: a, type: prometheus}]}", NULL, NULL},
     {"conf: port not a number", "{backends: [{name: a, type: prometheus, conf: {port: abc}}]}",
      CONF0 ": could not parse config: invalid value for uint32 field port: \"abc\"", NULL},
@@ -142,18 +142,18 @@ static const struct vcase validate_cases[] = {
      "{enabledBackend: z, backends: [{name: a, type: x}, {name: b, type: prometheus, conf: "
      "{port: -2}}]}",
      B0 ".type: unknown backend type. Available backends: \"prometheus\"; "
-        "metrics.backends[1].conf: could not parse config: invalid value for uint32 field port: "
-        "-2; metrics.enabledBackend: has to be set to one of the backends in the mesh",
+        "spec.metrics.backends[1].conf: could not parse config: invalid value for uint32 field port: "
+        "-2; spec.metrics.enabledBackend: has to be set to one of the backends in the mesh",
      NULL},
     /* Shapes outside conf. */
-    {"metrics not an object", "[a]", "metrics: could not parse: unexpected token [", NULL},
+    {"metrics not an object", "[a]", "spec.metrics: could not parse: unexpected token [", NULL},
     {"backends not a list", "{backends: {name: a}}",
-     "metrics.backends: could not parse: unexpected token {", NULL},
+     "spec.metrics.backends: could not parse: unexpected token {", NULL},
     {"backend not an object", "{backends: [5]}", B0 ": could not parse: unexpected token 5", NULL},
     {"backend name not a string", "{backends: [{name: 5, type: prometheus}]}",
      B0 ".name: could not parse: invalid value for string field name: 5", NULL},
     {"enabledBackend not a string", "{enabledBackend: [a]}",
-     "metrics.enabledBackend: could not parse: invalid value for string field enabledBackend: [",
+     "spec.metrics.enabledBackend: could not parse: invalid value for string field enabledBackend: [",
      NULL},
     {"metrics null", "null", NULL, NULL},
     {"metrics empty", "{}", NULL, NULL},
@@ -162,12 +162,12 @@ static const struct vcase validate_cases[] = {
      "{enabled: true, backends: [{name: a, type: prometheus, config: {}, conf: {skipMtls: true, "
      "envoy: {regex: x}, tls: {mod: x}, aggregate: [{name: x, path: /m, Port: 1}]}}]}",
      NULL,
-     "unknown field \"metrics.enabled\" is ignored by Kuma; unknown field "
-     "\"metrics.backends[0].config\" is ignored by Kuma; unknown field "
-     "\"metrics.backends[0].conf.skipMtls\" is ignored by Kuma; unknown field "
-     "\"metrics.backends[0].conf.envoy.regex\" is ignored by Kuma; unknown field "
-     "\"metrics.backends[0].conf.tls.mod\" is ignored by Kuma; unknown field "
-     "\"metrics.backends[0].conf.aggregate[0].Port\" is ignored by Kuma"},
+     "unknown field \"spec.metrics.enabled\" is ignored by Kuma; unknown field "
+     "\"spec.metrics.backends[0].config\" is ignored by Kuma; unknown field "
+     "\"spec.metrics.backends[0].conf.skipMtls\" is ignored by Kuma; unknown field "
+     "\"spec.metrics.backends[0].conf.envoy.regex\" is ignored by Kuma; unknown field "
+     "\"spec.metrics.backends[0].conf.tls.mod\" is ignored by Kuma; unknown field "
+     "\"spec.metrics.backends[0].conf.aggregate[0].Port\" is ignored by Kuma"},
     {"aggregate path unset, unless disabled",
      "{backends: [{name: a, type: prometheus, conf: {aggregate: [{name: x, port: 1}, {name: y, "
      "enabled: false}]}}]}",
@@ -514,13 +514,154 @@ static void test_hostile(void **state)
     json_decref(mesh);
 }
 
+
+/* ---- unknown fields, --strict, Kuma's deprecations ---- */
+
+static void test_unknown_fields(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *name, *yaml, *want;
+    } cases[] = {
+        {"typos with hints",
+         "{spec: {metrics: {enabledBakend: x, backends: [{name: a, type: prometheus, conf: {prot: "
+         "1, tls: {mod: x}, aggregate: [{name: b, pth: /m}]}}]}}}",
+         "spec.metrics.enabledBakend: unknown field \"enabledBakend\" (did you mean "
+         "\"enabledBackend\"?); spec.metrics.backends[0].conf.prot: unknown field \"prot\" (did "
+         "you mean \"port\"?); spec.metrics.backends[0].conf.tls.mod: unknown field \"mod\" (did "
+         "you mean \"mode\"?); spec.metrics.backends[0].conf.aggregate[0].pth: unknown field "
+         "\"pth\" (did you mean \"path\"?)"},
+        {"a misspelt metrics is ignored by Kuma entirely", "{spec: {metric: {enabledBackend: a}}}",
+         "spec.metric: unknown field \"metric\" (did you mean \"metrics\"?)"},
+        {"Universal format", "{type: Mesh, name: default, metrics: {}}",
+         "type: unknown field \"type\"; name: unknown field \"name\"; metrics: unknown field "
+         "\"metrics\""},
+        {"kubectl get -o yaml output",
+         "{apiVersion: kuma.io/v1alpha1, kind: Mesh, metadata: {name: default, uid: x, "
+         "resourceVersion: \"1\", generation: 2, creationTimestamp: null, managedFields: [], "
+         "annotations: {a: b}}, spec: {mtls: {enabledBackend: ca-1, backends: [{name: ca-1, type: "
+         "builtin}]}, metrics: {enabledBackend: p, backends: [{name: p, type: prometheus, conf: "
+         "{port: 5670, tags: {kuma.io/service: x}, envoy: {usedOnly: true}}}]}}}",
+         NULL},
+        {"other spec subtrees are Kuma's business", "{spec: {mtls: {foo: 1}, routing: {x: 2}}}",
+         NULL},
+        {"not an object", "5", NULL},
+    };
+    int failures = 0;
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        json_t *mesh = tu_yaml(cases[i].yaml);
+        struct violations out;
+        violations_init(&out);
+        size_t n = mesh_unknown_fields(mesh, &out);
+        char *got = violations_join(&out);
+        if (n != out.len || !same(got, cases[i].want)) {
+            print_error("case \"%s\":\n  got  %s\n  want %s\n", cases[i].name, got,
+                        cases[i].want ? cases[i].want : "(none)");
+            failures++;
+        }
+        free(got);
+        violations_cleanup(&out);
+        json_decref(mesh);
+    }
+    assert_int_equal(failures, 0);
+}
+
+static void test_strict(void **state)
+{
+    (void)state;
+    json_t *mesh = tu_yaml("{metadata: {name: default}, spec: {metric: {}, metrics: "
+                           "{enabledBackend: b, backends: [{name: a, type: prometheus, conf: "
+                           "{prt: 1}}]}}}");
+    struct violations errs, warns;
+    violations_init(&errs);
+    violations_init(&warns);
+    assert_false(mesh_validate_ex(mesh, false, &errs, &warns));
+    char *e = violations_join(&errs);
+    char *w = violations_join(&warns);
+    assert_string_equal(e, "spec.metrics.enabledBackend: has to be set to one of the backends in "
+                           "the mesh");
+    assert_string_equal(w, "unknown field \"spec.metric\" is ignored by Kuma; unknown field "
+                           "\"spec.metrics.backends[0].conf.prt\" is ignored by Kuma");
+    free(e);
+    free(w);
+    violations_cleanup(&errs);
+    violations_cleanup(&warns);
+    assert_false(mesh_validate_ex(mesh, true, &errs, &warns));
+    e = violations_join(&errs);
+    assert_string_equal(e, "spec.metric: unknown field \"metric\" (did you mean \"metrics\"?); "
+                           "spec.metrics.backends[0].conf.prt: unknown field \"prt\" (did you mean "
+                           "\"port\"?); spec.metrics.enabledBackend: has to be set to one of the "
+                           "backends in the mesh");
+    assert_int_equal(warns.len, 0);
+    free(e);
+    violations_cleanup(&errs);
+    violations_cleanup(&warns);
+    json_decref(mesh);
+}
+
+/* pkg/core/resources/apis/mesh/deprecated.go with apimachinery v0.36.1's IsDNS1035Label. */
+#define DNS1035                                                                                    \
+    "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an "  \
+    "alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or "          \
+    "'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')"
+#define INVALID_NAME(n)                                                                            \
+    "Invalid Mesh resource name: '" n "'. It does not conform to the DNS format (RFC 1035). This " \
+    "is deprecated. Errors: "
+
+static void test_deprecations(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *yaml, *want;
+    } cases[] = {
+        {"{metadata: {name: default}}", NULL},
+        {"{metadata: {name: a}}", NULL},
+        {"{metadata: {name: a-1}}", NULL},
+        {"{metadata: {name: my.mesh}}", INVALID_NAME("my.mesh") DNS1035},
+        {"{metadata: {name: 1mesh}}", INVALID_NAME("1mesh") DNS1035},
+        {"{metadata: {name: mesh-}}", INVALID_NAME("mesh-") DNS1035},
+        {"{metadata: {name: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa}}",
+         INVALID_NAME("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")
+             "must be no more than 63 characters"},
+        {"{metadata: {name: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.}}",
+         INVALID_NAME("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.")
+             "must be no more than 63 characters; " DNS1035},
+        /* GetDisplayName prefers the kuma.io/display-name label. */
+        {"{metadata: {name: ok, labels: {kuma.io/display-name: Not.Ok}}}",
+         INVALID_NAME("Not.Ok") DNS1035},
+        {"{metadata: {name: x.y, labels: {kuma.io/display-name: fine}}}", NULL},
+        /* Only for a Mesh Kuma allows. */
+        {"{metadata: {name: my.mesh}, spec: {metrics: {enabledBackend: nope}}}", NULL},
+    };
+    int failures = 0;
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        json_t *mesh = tu_yaml(cases[i].yaml);
+        struct violations errs, warns;
+        violations_init(&errs);
+        violations_init(&warns);
+        (void)mesh_validate(mesh, &errs, &warns);
+        char *w = violations_join(&warns);
+        if (!same(w, cases[i].want)) {
+            print_error("case %s:\n  got  %s\n  want %s\n", cases[i].yaml, w,
+                        cases[i].want ? cases[i].want : "(none)");
+            failures++;
+        }
+        free(w);
+        violations_cleanup(&errs);
+        violations_cleanup(&warns);
+        json_decref(mesh);
+    }
+    assert_int_equal(failures, 0);
+}
+
 int main(void)
 {
     xalloc_install_json();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_validate),        cmocka_unit_test(test_default),
         cmocka_unit_test(test_prometheus_conf), cmocka_unit_test(test_fixtures),
-        cmocka_unit_test(test_hostile),
+        cmocka_unit_test(test_hostile),        cmocka_unit_test(test_unknown_fields),
+        cmocka_unit_test(test_strict),         cmocka_unit_test(test_deprecations),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -72,19 +72,26 @@ struct vcase {
 #define BACKEND0 "spec.default.backends.backend[0]"
 #define OTEL0 BACKEND0 ".openTelemetry"
 #define PORT_MSG "port must be a valid (1-65535)"
+/* deprecated.go and TopLevelTargetRefDeprecations (v2.14.3), verbatim. */
+#define DEPRECATED_ENDPOINT                                                                        \
+    "openTelemetry.endpoint is deprecated, use openTelemetry.backendRef with a "                   \
+    "MeshOpenTelemetryBackend resource instead"
+#define DEPRECATED(kind) kind " value for 'targetRef.kind' is deprecated, use Dataplane with labels instead"
 #define KINDS                                                                                      \
     "\"Mesh\", \"MeshSubset\", \"MeshGateway\", \"MeshService\", \"MeshExternalService\", "        \
     "\"MeshMultiZoneService\", \"MeshServiceSubset\", \"MeshHTTPRoute\", \"Dataplane\""
 
 static const struct vcase structural_cases[] = {
-    {"backend type not in the enum", NULL, "{default: {backends: [{type: Foo}]}}",
+    {"backend type not in the enum, then Kuma's message", NULL,
+     "{default: {backends: [{type: Foo}]}}",
      "spec.default.backends[0].type: Unsupported value: \"Foo\": supported values: "
-     "\"Prometheus\", \"OpenTelemetry\"",
+     "\"Prometheus\", \"OpenTelemetry\"; " BACKEND0 ": unrecognized type",
      NULL},
-    {"backend type required", NULL, "{default: {backends: [{prometheus: {port: 1}}]}}",
-     "spec.default.backends[0].type: Required value", NULL},
+    {"backend type required, then Kuma's message", NULL,
+     "{default: {backends: [{prometheus: {port: 1}}]}}",
+     "spec.default.backends[0].type: Required value; " BACKEND0 ": unrecognized type", NULL},
     {"backend type null is absent", NULL, "{default: {backends: [{type: null}]}}",
-     "spec.default.backends[0].type: Required value", NULL},
+     "spec.default.backends[0].type: Required value; " BACKEND0 ": unrecognized type", NULL},
     {"port as a string", NULL,
      "{default: {backends: [{type: Prometheus, prometheus: {port: \"string\"}}]}}",
      "spec.default.backends[0].prometheus.port: Invalid value: \"string\": "
@@ -94,14 +101,60 @@ static const struct vcase structural_cases[] = {
      "spec.default.applications[0].port: Invalid value: \"number\": "
      "spec.default.applications[0].port in body must be of type integer: \"number\"",
      NULL},
-    {"negative port (uint32)", NULL, "{default: {applications: [{port: -1}]}}",
-     "spec.default.applications[0].port: Invalid value: -1: spec.default.applications[0].port in "
-     "body should be greater than or equal to 0",
+    /* The CRD says only "type: integer" (format int32 is stripped by the apiserver): any
+     * int64 passes it, and Kuma's webhook fails to decode it into a uint32. */
+    {"negative port: Kuma's webhook cannot decode it (uint32)", NULL,
+     "{default: {applications: [{port: -1}]}}",
+     "spec.default.applications[0].port: json: cannot unmarshal number -1 into Go struct field "
+     "Application.spec.default.applications.port of type uint32",
+     NULL},
+    {"port above uint32", NULL,
+     "{default: {backends: [{type: Prometheus, prometheus: {port: 4294967296}}]}}",
+     "spec.default.backends[0].prometheus.port: json: cannot unmarshal number 4294967296 into Go "
+     "struct field PrometheusBackend.spec.default.backends.prometheus.port of type uint32",
+     NULL},
+    {"largest int64 port", NULL,
+     "{default: {backends: [{type: Prometheus, prometheus: {port: 9223372036854775807}}]}}",
+     "spec.default.backends[0].prometheus.port: json: cannot unmarshal number "
+     "9223372036854775807 into Go struct field "
+     "PrometheusBackend.spec.default.backends.prometheus.port of type uint32",
+     NULL},
+    {"uint32 edges decode; Kuma's range check follows", NULL,
+     "{default: {applications: [{port: 0}, {port: 4294967295}]}}",
+     "spec.default.applications.application[0]: " PORT_MSG
+     "; spec.default.applications.application[1]: " PORT_MSG,
+     NULL},
+    {"every decode error is listed", NULL,
+     "{default: {applications: [{port: -5.0}], backends: [{type: OpenTelemetry, openTelemetry: "
+     "{endpoint: \"a:1\", refreshInterval: 1 minute}}, {type: Prometheus, prometheus: {port: "
+     "70000000000}}]}}",
+     "spec.default.applications[0].port: json: cannot unmarshal number -5 into Go struct field "
+     "Application.spec.default.applications.port of type uint32; "
+     "spec.default.backends[0].openTelemetry.refreshInterval: time: unknown unit \" minute\" in "
+     "duration \"1 minute\"; spec.default.backends[1].prometheus.port: json: cannot unmarshal number "
+     "70000000000 into Go struct field PrometheusBackend.spec.default.backends.prometheus.port "
+     "of type uint32",
+     NULL},
+    /* Beyond int64 the apiserver decodes a float64, an integer only within 2^53. */
+    {"port beyond int64 is a number", NULL,
+     "{default: {applications: [{port: 99999999999999999999}]}}",
+     "spec.default.applications[0].port: Invalid value: \"number\": "
+     "spec.default.applications[0].port in body must be of type integer: \"number\"",
      NULL},
     {"huge negative port", NULL,
      "{default: {backends: [{type: Prometheus, prometheus: {port: -1e300}}]}}",
-     "spec.default.backends[0].prometheus.port: Invalid value: -1e+300: "
-     "spec.default.backends[0].prometheus.port in body should be greater than or equal to 0",
+     "spec.default.backends[0].prometheus.port: Invalid value: \"number\": "
+     "spec.default.backends[0].prometheus.port in body must be of type integer: \"number\"",
+     NULL},
+    {"integral real beyond 2^53 is a number", NULL,
+     "{default: {applications: [{port: 9007199254740992.0}]}}",
+     "spec.default.applications[0].port: Invalid value: \"number\": "
+     "spec.default.applications[0].port in body must be of type integer: \"number\"",
+     NULL},
+    {"integral real within 2^53 is an integer", NULL,
+     "{default: {applications: [{port: 9007199254740991.0}]}}",
+     "spec.default.applications[0].port: json: cannot unmarshal number 9007199254740991 into Go "
+     "struct field Application.spec.default.applications.port of type uint32",
      NULL},
     {"backends not an array", NULL, "{default: {backends: {type: Prometheus}}}",
      "spec.default.backends: Invalid value: \"object\": spec.default.backends in body must be of "
@@ -111,19 +164,26 @@ static const struct vcase structural_cases[] = {
      "spec.default.backends[0]: Invalid value: \"null\": spec.default.backends[0] in body must be "
      "of type object: \"null\"",
      NULL},
-    {"application port required", NULL, "{default: {applications: [{path: /m}]}}",
-     "spec.default.applications[0].port: Required value", NULL},
+    {"application port required, then Kuma's message", NULL,
+     "{default: {applications: [{path: /m}]}}",
+     "spec.default.applications[0].port: Required value; "
+     "spec.default.applications.application[0]: " PORT_MSG,
+     NULL},
     {"tls mode is case-sensitive", NULL,
      "{default: {backends: [{type: Prometheus, prometheus: {tls: {mode: disabled}}}]}}",
      "spec.default.backends[0].prometheus.tls.mode: Unsupported value: \"disabled\": supported "
      "values: \"Disabled\", \"ProvidedTLS\", \"ActiveMTLSBackend\"",
      NULL},
     {"targetRef kind not in the CRD enum", NULL, "{targetRef: {kind: Foo}}",
-     "spec.targetRef.kind: Unsupported value: \"Foo\": supported values: " KINDS, NULL},
+     "spec.targetRef.kind: Unsupported value: \"Foo\": supported values: " KINDS
+     "; spec.targetRef.kind: value 'Foo' is not supported",
+     NULL},
     {"targetRef kind empty", NULL, "{targetRef: {kind: \"\"}}",
-     "spec.targetRef.kind: Unsupported value: \"\": supported values: " KINDS, NULL},
+     "spec.targetRef.kind: Unsupported value: \"\": supported values: " KINDS
+     "; spec.targetRef.kind: must be defined",
+     NULL},
     {"targetRef kind required", NULL, "{targetRef: {name: web}}",
-     "spec.targetRef.kind: Required value", NULL},
+     "spec.targetRef.kind: Required value; spec.targetRef.kind: must be defined", NULL},
     {"targetRef not an object", NULL, "{targetRef: Mesh}",
      "spec.targetRef: Invalid value: \"string\": spec.targetRef in body must be of type object: "
      "\"string\"",
@@ -138,16 +198,54 @@ static const struct vcase structural_cases[] = {
      NULL},
     {"selector match and type required", NULL, "{default: {sidecar: {profiles: {include: [{}]}}}}",
      "spec.default.sidecar.profiles.include[0].match: Required value; "
-     "spec.default.sidecar.profiles.include[0].type: Required value",
+     "spec.default.sidecar.profiles.include[0].type: Required value; "
+     "spec.default.sidecar.profiles.include[0].type: unrecognized type '' - 'Regex', 'Prefix', "
+     "'Exact' are supported",
      NULL},
     {"selector type enum", NULL,
      "{default: {sidecar: {profiles: {exclude: [{type: regex, match: x}]}}}}",
      "spec.default.sidecar.profiles.exclude[0].type: Unsupported value: \"regex\": supported "
-     "values: \"Prefix\", \"Regex\", \"Exact\", \"Contains\"",
+     "values: \"Prefix\", \"Regex\", \"Exact\", \"Contains\"; "
+     "spec.default.sidecar.profiles.exclude[0].type: unrecognized type 'regex' - 'Regex', "
+     "'Prefix', 'Exact' are supported",
      NULL},
     {"appendProfiles name required", NULL,
      "{default: {sidecar: {profiles: {appendProfiles: [{}]}}}}",
-     "spec.default.sidecar.profiles.appendProfiles[0].name: Required value", NULL},
+     "spec.default.sidecar.profiles.appendProfiles[0].name: Required value; "
+     "spec.default.sidecar.profiles.appendProfiles[0].name: unrecognized profile name '' - "
+     "'All', 'None', 'Basic' are supported",
+     NULL},
+    {"appendProfiles name enum", NULL,
+     "{default: {sidecar: {profiles: {appendProfiles: [{name: Basic}, {name: basic}]}}}}",
+     "spec.default.sidecar.profiles.appendProfiles[1].name: Unsupported value: \"basic\": "
+     "supported values: \"All\", \"Basic\", \"None\"; "
+     "spec.default.sidecar.profiles.appendProfiles[1].name: unrecognized profile name 'basic' - "
+     "'All', 'None', 'Basic' are supported",
+     NULL},
+    {"backendRef kind enum", NULL,
+     "{default: {backends: [{type: OpenTelemetry, openTelemetry: {backendRef: {kind: "
+     "MeshService, labels: {a: b}}}}]}}",
+     "spec.default.backends[0].openTelemetry.backendRef.kind: Unsupported value: "
+     "\"MeshService\": supported values: \"MeshOpenTelemetryBackend\"; " OTEL0
+     ".backendRef.kind: \"kind\" must be one of [\"MeshOpenTelemetryBackend\"]",
+     NULL},
+    {"backendRef kind required; Kuma's labels message is another field", NULL,
+     "{default: {backends: [{type: OpenTelemetry, openTelemetry: {backendRef: {labels: {}}}}]}}",
+     "spec.default.backends[0].openTelemetry.backendRef.kind: Required value; " OTEL0
+     ".backendRef.kind: \"kind\" must be one of [\"MeshOpenTelemetryBackend\"]",
+     NULL},
+    {"tls mode enum: Kuma has no message of its own", NULL,
+     "{default: {backends: [{type: Prometheus, prometheus: {tls: {mode: Off}}}]}}",
+     "spec.default.backends[0].prometheus.tls.mode: Unsupported value: \"Off\": supported "
+     "values: \"Disabled\", \"ProvidedTLS\", \"ActiveMTLSBackend\"",
+     NULL},
+    {"refreshInterval not a Go duration", NULL,
+     "{default: {backends: [{type: OpenTelemetry, openTelemetry: {backendRef: {kind: "
+     "MeshOpenTelemetryBackend, labels: {a: b}}, refreshInterval: 30}}]}}",
+     "spec.default.backends[0].openTelemetry.refreshInterval: Invalid value: \"integer\": "
+     "spec.default.backends[0].openTelemetry.refreshInterval in body must be of type string: "
+     "\"integer\"",
+     NULL},
     {"includeUnused is a boolean", NULL, "{default: {sidecar: {includeUnused: \"yes\"}}}",
      "spec.default.sidecar.includeUnused: Invalid value: \"string\": "
      "spec.default.sidecar.includeUnused in body must be of type boolean: \"string\"",
@@ -165,7 +263,8 @@ static const struct vcase structural_cases[] = {
      "{targetRef: {kind: MeshHTTPRoute}, default: {applications: [{port: 0}], "
      "backends: [{type: Foo}, {type: Prometheus, prometheus: {port: x}}]}}",
      "spec.default.backends[0].type: Unsupported value: \"Foo\": supported values: "
-     "\"Prometheus\", \"OpenTelemetry\"; spec.default.backends[1].prometheus.port: Invalid value: "
+     "\"Prometheus\", \"OpenTelemetry\"; " BACKEND0 ": unrecognized type; "
+     "spec.default.backends[1].prometheus.port: Invalid value: "
      "\"string\": spec.default.backends[1].prometheus.port in body must be of type integer: "
      "\"string\"",
      NULL},
@@ -200,7 +299,8 @@ static const struct vcase kuma_cases[] = {
     {"MeshGateway name required", SYS, "{targetRef: {kind: MeshGateway}}",
      "spec.targetRef.name: must be set when kind is MeshGateway", NULL},
     {"Mesh, MeshSubset, MeshService, MeshServiceSubset, Dataplane for workload owners", NULL,
-     "{targetRef: {kind: MeshServiceSubset, name: web, tags: {version: v1}}}", NULL, NULL},
+     "{targetRef: {kind: MeshServiceSubset, name: web, tags: {version: v1}}}", NULL,
+     DEPRECATED("MeshServiceSubset")},
     /* Mesh */
     {"Mesh with name", NULL, "{targetRef: {kind: Mesh, name: default}}",
      "spec.targetRef.name: using name with kind Mesh is not yet supported", NULL},
@@ -216,6 +316,8 @@ static const struct vcase kuma_cases[] = {
      "{targetRef: {kind: Mesh, tags: {}, labels: {}, mesh: \"\"}}", NULL, NULL},
     {"Mesh empty proxyTypes", NULL, "{targetRef: {kind: Mesh, proxyTypes: []}}",
      "spec.targetRef.proxyTypes: must be undefined or have at least one element", NULL},
+    {"Mesh null proxyTypes is nil", NULL, "{targetRef: {kind: Mesh, proxyTypes: null}}", NULL,
+     NULL},
     {"Mesh proxyTypes", NULL, "{targetRef: {kind: Mesh, proxyTypes: [Sidecar, Gateway]}}", NULL,
      NULL},
     /* Dataplane */
@@ -237,7 +339,14 @@ static const struct vcase kuma_cases[] = {
      "spec.targetRef.sectionName: can only be used with inbound policies", NULL},
     /* MeshSubset */
     {"MeshSubset tags", NULL, "{targetRef: {kind: MeshSubset, tags: {kuma.io/zone: east}}}", NULL,
-     NULL},
+     DEPRECATED("MeshSubset")},
+    {"MeshSubset empty proxyTypes (validateProxyTypes, as for Mesh)", NULL,
+     "{targetRef: {kind: MeshSubset, proxyTypes: []}}",
+     "spec.targetRef.proxyTypes: must be undefined or have at least one element", NULL},
+    {"MeshSubset proxyTypes", NULL, "{targetRef: {kind: MeshSubset, proxyTypes: [Gateway]}}",
+     NULL, DEPRECATED("MeshSubset")},
+    {"empty proxyTypes is unset for the other kinds (disallowedField)", NULL,
+     "{targetRef: {kind: Dataplane, proxyTypes: []}}", NULL, NULL},
     {"MeshSubset forbidden fields", NULL,
      "{targetRef: {kind: MeshSubset, sectionName: s, namespace: n, labels: {a: b}, mesh: m, "
      "name: x}}",
@@ -269,9 +378,13 @@ static const struct vcase kuma_cases[] = {
     {"MeshService by name", NULL,
      "{targetRef: {kind: MeshService, name: backend, namespace: "
      "kuma-demo, sectionName: http}}",
-     NULL, NULL},
+     NULL, DEPRECATED("MeshService")},
     {"MeshService by labels", NULL, "{targetRef: {kind: MeshService, labels: {app: backend}}}",
-     NULL, NULL},
+     NULL, DEPRECATED("MeshService")},
+    {"MeshService labels with sectionName (no such rule in v2.14.3)", NULL,
+     "{targetRef: {kind: MeshService, labels: {app: backend}, sectionName: http, proxyTypes: "
+     "[]}}",
+     NULL, DEPRECATED("MeshService")},
     {"MeshService without name or labels", NULL, "{targetRef: {kind: MeshService}}",
      "spec.targetRef: name or labels must be set when kind is MeshService", NULL},
     {"MeshService bad name", NULL, "{targetRef: {kind: MeshService, name: Backend_X}}",
@@ -286,15 +399,13 @@ static const struct vcase kuma_cases[] = {
      NULL},
     {"MeshService labels with name, and sectionName", NULL,
      "{targetRef: {kind: MeshService, labels: {a: b}, name: x, sectionName: http}}",
-     "spec.targetRef.labels: either labels or name and namespace must be specified; "
-     "spec.targetRef.sectionName: sectionName should not be combined with labels",
-     NULL},
+     "spec.targetRef.labels: either labels or name and namespace must be specified", NULL},
     /* MeshServiceSubset */
     {"MeshServiceSubset name required", NULL, "{targetRef: {kind: MeshServiceSubset}}",
      "spec.targetRef.name: must be set when kind is MeshServiceSubset", NULL},
     {"MeshServiceSubset star tag", NULL,
      "{targetRef: {kind: MeshServiceSubset, name: web, tags: {version: \"*\", z: a/b}}}", NULL,
-     NULL},
+     DEPRECATED("MeshServiceSubset")},
     {"MeshServiceSubset tag values (ValidateSelector)", NULL,
      "{targetRef: {kind: MeshServiceSubset, name: web, tags: {version: \"a b\"}}}",
      "spec.targetRef.tags[\"version\"]: tag value must consist of alphanumeric characters, dots, "
@@ -316,9 +427,6 @@ static const struct vcase kuma_cases[] = {
     {"application port above 65535", NULL,
      "{default: {applications: [{port: 8080}, {port: 95599}]}}",
      "spec.default.applications.application[1]: " PORT_MSG, NULL},
-    {"application port far above uint32", NULL,
-     "{default: {applications: [{port: 99999999999999999999}]}}",
-     "spec.default.applications.application[0]: " PORT_MSG, NULL},
     {"application port edges", NULL, "{default: {applications: [{port: 1}, {port: 65535}]}}", NULL,
      NULL},
     /* Prometheus */
@@ -374,7 +482,7 @@ static const struct vcase kuma_cases[] = {
      "{type: OpenTelemetry, openTelemetry: {endpoint: \"otel:\"}}, "
      "{type: OpenTelemetry, openTelemetry: {endpoint: \":4317\"}}, "
      "{type: OpenTelemetry, openTelemetry: {endpoint: \"10.0.0.1:4317\"}}]}}",
-     NULL, NULL},
+     NULL, DEPRECATED_ENDPOINT},
     {"endpoint with a path", NULL,
      "{default: {backends: [{type: OpenTelemetry, openTelemetry: {endpoint: "
      "\"otel:4317/v1/metrics\"}}]}}",
@@ -390,13 +498,13 @@ static const struct vcase kuma_cases[] = {
      "\"http://endpoint:8023\"}}]}}",
      NULL,
      "spec.default.backends[0].openTelemetry.endpoint: URL normalised: use \"endpoint:8023\" "
-     "instead"},
+     "instead; " DEPRECATED_ENDPOINT},
     {"https URL with a final slash normalised", NULL,
      "{default: {backends: [{type: OpenTelemetry, openTelemetry: {endpoint: "
      "\"HTTPS://[::1]:4317/\"}}]}}",
      NULL,
      "spec.default.backends[0].openTelemetry.endpoint: URL normalised: use \"[::1]:4317\" "
-     "instead"},
+     "instead; " DEPRECATED_ENDPOINT},
     {"URL with a path is the 2.14 error", NULL,
      "{default: {backends: [{type: OpenTelemetry, openTelemetry: {endpoint: "
      "\"http://otel:4317/v1/metrics\"}}]}}",
@@ -416,19 +524,37 @@ static const struct vcase kuma_cases[] = {
      "{default: {backends: [{type: OpenTelemetry, openTelemetry: {endpoint: "
      "\"grpc://otel:4317\"}}]}}",
      OTEL0 ".endpoint: must be in host:port format, not a URL", NULL},
-    {"backendRef kind", NULL,
-     "{default: {backends: [{type: OpenTelemetry, openTelemetry: {backendRef: {kind: "
-     "MeshService, labels: {a: b}}}}]}}",
-     OTEL0 ".backendRef.kind: \"kind\" must be one of [\"MeshOpenTelemetryBackend\"]", NULL},
+    {"both set: only that message (a switch: the bad endpoint and backendRef are not checked)",
+     NULL,
+     "{default: {backends: [{type: OpenTelemetry, openTelemetry: {endpoint: \"http://x/y\", "
+     "backendRef: {kind: MeshOpenTelemetryBackend}}}]}}",
+     OTEL0 ": openTelemetry must have only one type defined: endpoint, backendRef", NULL},
+    {"an endpoint deprecation per policy, not per backend", NULL,
+     "{default: {backends: [{type: OpenTelemetry, openTelemetry: {endpoint: \"a:1\"}}, "
+     "{type: OpenTelemetry, openTelemetry: {endpoint: \"b:2\"}}]}}",
+     NULL, DEPRECATED_ENDPOINT},
+    {"backendRef with an empty endpoint is no deprecation", NULL,
+     "{default: {backends: [{type: OpenTelemetry, openTelemetry: {endpoint: \"\", backendRef: "
+     "{kind: MeshOpenTelemetryBackend, labels: {a: b}}}}]}}",
+     NULL, NULL},
+    {"deprecations in Kuma's order: endpoint, then targetRef", NULL,
+     "{targetRef: {kind: MeshSubset}, default: {backends: [{type: Prometheus, prometheus: {}, "
+     "openTelemetry: {endpoint: \"a:1\"}}]}}",
+     NULL, DEPRECATED_ENDPOINT "; " DEPRECATED("MeshSubset")},
+    {"no deprecations for an invalid policy (Kuma returns them only when allowed)", NULL,
+     "{targetRef: {kind: MeshSubset}, default: {applications: [{port: 0}], backends: [{type: "
+     "OpenTelemetry, openTelemetry: {endpoint: \"a:1\"}}]}}",
+     "spec.default.applications.application[0]: " PORT_MSG, NULL},
+    {"prometheus path without a leading slash", NULL,
+     "{default: {backends: [{type: Prometheus, prometheus: {path: metrics}}, {type: Prometheus, "
+     "prometheus: {port: 5671, path: \"\"}}]}}",
+     NULL,
+     "spec.default.backends[0].prometheus.path: no leading \"/\": Kuma's Envoy route never "
+     "matches it, every scrape gets 404"},
     {"backendRef without labels", NULL,
      "{default: {backends: [{type: OpenTelemetry, openTelemetry: {backendRef: {kind: "
      "MeshOpenTelemetryBackend}}}]}}",
      OTEL0 ".backendRef: backendRef must have exactly one defined: labels", NULL},
-    {"backendRef with empty labels and no kind", NULL,
-     "{default: {backends: [{type: OpenTelemetry, openTelemetry: {backendRef: {labels: {}}}}]}}",
-     OTEL0 ".backendRef.kind: \"kind\" must be one of [\"MeshOpenTelemetryBackend\"]; " OTEL0
-           ".backendRef: backendRef must have exactly one defined: labels",
-     NULL},
     /* sidecar */
     {"invalid exclude regex", NULL,
      "{default: {sidecar: {includeUnused: true, profiles: {exclude: [{type: Regex, match: "
@@ -438,19 +564,6 @@ static const struct vcase kuma_cases[] = {
      "{default: {sidecar: {profiles: {include: [{type: Prefix, match: \"(\"}, {type: Regex, "
      "match: \"envoy_(?=cluster)\"}]}}}}",
      "spec.default.sidecar.profiles.include[1].match: invalid regex", NULL},
-    {"selectors: exclude, then include, then appendProfiles", NULL,
-     "{default: {sidecar: {profiles: {appendProfiles: [{name: Basic}, {name: basic}], include: "
-     "[{type: Regex, match: \"a{1001}\"}], exclude: [{type: Regex, match: \"\\\\1\"}]}}}}",
-     "spec.default.sidecar.profiles.exclude[0].match: invalid regex; "
-     "spec.default.sidecar.profiles.include[0].match: invalid regex; "
-     "spec.default.sidecar.profiles.appendProfiles[1].name: unrecognized profile name 'basic' - "
-     "'All', 'None', 'Basic' are supported",
-     NULL},
-    {"unrecognized profile", NULL,
-     "{default: {sidecar: {profiles: {appendProfiles: [{name: not_supported}]}}}}",
-     "spec.default.sidecar.profiles.appendProfiles[0].name: unrecognized profile name "
-     "'not_supported' - 'All', 'None', 'Basic' are supported",
-     NULL},
     {"Contains is accepted", NULL,
      "{default: {sidecar: {profiles: {include: [{type: Contains, match: cluster}, {type: Exact, "
      "match: x}], appendProfiles: [{name: All}, {name: None}]}}}}",
@@ -461,15 +574,6 @@ static const struct vcase kuma_cases[] = {
      "type Regex"},
     {"sidecar.regex with profiles", NULL, "{default: {sidecar: {regex: \"x\", profiles: {}}}}",
      "spec.default.sidecar: regex (Kuma 2.6) and profiles cannot be combined; use profiles", NULL},
-    /* order across the spec */
-    {"targetRef first, then sidecar, applications, backends", NULL,
-     "{default: {backends: [{type: Prometheus, prometheus: {port: 0}}], applications: [{port: 0}], "
-     "sidecar: {profiles: {appendProfiles: [{name: x}]}}}, targetRef: {kind: Mesh, name: x}}",
-     "spec.targetRef.name: using name with kind Mesh is not yet supported; "
-     "spec.default.sidecar.profiles.appendProfiles[0].name: unrecognized profile name 'x' - "
-     "'All', 'None', 'Basic' are supported; spec.default.applications.application[0]: " PORT_MSG
-     "; " BACKEND0 ".port: " PORT_MSG,
-     NULL},
 };
 
 static int run_cases(const struct vcase *cases, size_t n)
@@ -541,6 +645,33 @@ static const struct vcase kuma_only_cases[] = {
      NULL},
     {"the system role allows MeshGateway", SYS, "{targetRef: {kind: MeshGateway, name: gw}}", NULL,
      NULL},
+    {"backendRef with empty labels and no kind", NULL,
+     "{default: {backends: [{type: OpenTelemetry, openTelemetry: {backendRef: {labels: {}}}}]}}",
+     OTEL0 ".backendRef.kind: \"kind\" must be one of [\"MeshOpenTelemetryBackend\"]; " OTEL0
+           ".backendRef: backendRef must have exactly one defined: labels",
+     NULL},
+    {"selectors: exclude, then include, then appendProfiles", NULL,
+     "{default: {sidecar: {profiles: {appendProfiles: [{name: Basic}, {name: basic}], include: "
+     "[{type: Regex, match: \"a{1001}\"}], exclude: [{type: Regex, match: \"\\\\1\"}]}}}}",
+     "spec.default.sidecar.profiles.exclude[0].match: invalid regex; "
+     "spec.default.sidecar.profiles.include[0].match: invalid regex; "
+     "spec.default.sidecar.profiles.appendProfiles[1].name: unrecognized profile name 'basic' - "
+     "'All', 'None', 'Basic' are supported",
+     NULL},
+    {"unrecognized profile", NULL,
+     "{default: {sidecar: {profiles: {appendProfiles: [{name: not_supported}]}}}}",
+     "spec.default.sidecar.profiles.appendProfiles[0].name: unrecognized profile name "
+     "'not_supported' - 'All', 'None', 'Basic' are supported",
+     NULL},
+    /* order across the spec (the profile name enum would stop the full validation first) */
+    {"targetRef first, then sidecar, applications, backends", NULL,
+     "{default: {backends: [{type: Prometheus, prometheus: {port: 0}}], applications: [{port: 0}], "
+     "sidecar: {profiles: {appendProfiles: [{name: x}]}}}, targetRef: {kind: Mesh, name: x}}",
+     "spec.targetRef.name: using name with kind Mesh is not yet supported; "
+     "spec.default.sidecar.profiles.appendProfiles[0].name: unrecognized profile name 'x' - "
+     "'All', 'None', 'Basic' are supported; spec.default.applications.application[0]: " PORT_MSG
+     "; " BACKEND0 ".port: " PORT_MSG,
+     NULL},
 };
 
 static void test_kuma_only(void **state)
@@ -604,7 +735,7 @@ static const struct ocase object_cases[] = {
     {"metadata and spec errors together", "{spec: {default: {backends: [{type: Foo}]}}}",
      "metadata.name: Required value: name or generateName is required; "
      "spec.default.backends[0].type: Unsupported value: \"Foo\": supported values: "
-     "\"Prometheus\", \"OpenTelemetry\"",
+     "\"Prometheus\", \"OpenTelemetry\"; " BACKEND0 ": unrecognized type",
      NULL},
     {"status is not checked", "{metadata: {name: a}, status: {conditions: 5}}", NULL, NULL},
     {"Universal form at the top level is pruned (warnings only)",
@@ -677,6 +808,7 @@ static const char *const fixtures[] = {
     "seed-metrics-default",
     "seed-metrics-for-mesh-service",
     "kuma-full-spec",
+    "kuma-full-spec-meshservice",
     "kuma-backend-ref",
     "defaults",
     "active-mtls-backend",
@@ -878,7 +1010,7 @@ static void test_warning_lengths(void **state)
     violations_init(&errs);
     violations_init(&warns);
     assert_true(meshmetric_validate(mm, "kuma-system", &errs, &warns));
-    assert_int_equal(warns.len, 3);
+    assert_int_equal(warns.len, 4); /* regex, ActiveMTLSBackend, URL, Kuma's endpoint deprecation */
     for (size_t i = 0; i < warns.len; i++) {
         struct violations one;
         violations_init(&one);
@@ -1054,6 +1186,294 @@ static void test_deep_junk(void **state)
     free(big);
 }
 
+
+/* ---- the embedded CRD is Kuma's ---- */
+
+/* Keep only what the API server checks; sort `required` (controller-gen sorts it anyway). */
+static json_t *schema_core(const json_t *s)
+{
+    static const char *const keep[] = {"type",     "properties", "items",
+                                       "enum",     "required",   "additionalProperties"};
+    json_t *out = json_object();
+    for (size_t i = 0; i < sizeof keep / sizeof *keep; i++) {
+        json_t *v = json_object_get(s, keep[i]);
+        if (!v)
+            continue;
+        if (!strcmp(keep[i], "properties")) {
+            json_t *props = json_object();
+            const char *k;
+            json_t *c;
+            json_object_foreach(v, k, c) json_object_set_new(props, k, schema_core(c));
+            json_object_set_new(out, "properties", props);
+        } else if (!strcmp(keep[i], "items") || !strcmp(keep[i], "additionalProperties")) {
+            json_object_set_new(out, keep[i], schema_core(v));
+        } else if (!strcmp(keep[i], "required")) {
+            json_t *sorted = json_array();
+            size_t n = json_array_size(v);
+            const char **names = xcalloc(n ? n : 1, sizeof *names);
+            for (size_t j = 0; j < n; j++)
+                names[j] = json_string_value(json_array_get(v, j));
+            for (size_t a = 0; a < n; a++) /* n is tiny */
+                for (size_t b = a + 1; b < n; b++)
+                    if (strcmp(names[a], names[b]) > 0) {
+                        const char *t = names[a];
+                        names[a] = names[b];
+                        names[b] = t;
+                    }
+            for (size_t j = 0; j < n; j++)
+                json_array_append_new(sorted, json_string(names[j]));
+            free(names);
+            json_object_set_new(out, "required", sorted);
+        } else {
+            json_object_set(out, keep[i], v);
+        }
+    }
+    return out;
+}
+
+static void test_crd_schema(void **state)
+{
+    (void)state;
+    json_t *docs = load_fixture("kuma.io_meshmetrics");
+    json_t *crd = json_array_get(docs, 0);
+    assert_string_equal(json_string_value(json_object_get(crd, "kind")),
+                        "CustomResourceDefinition");
+    json_t *schema = json_object_get(
+        json_object_get(json_array_get(json_object_get(json_object_get(crd, "spec"), "versions"), 0),
+                        "schema"),
+        "openAPIV3Schema");
+    assert_non_null(schema);
+    json_t *want = schema_core(schema);
+    json_t *embedded = meshmetric_crd_schema();
+    json_t *got = schema_core(embedded);
+    if (!json_equal(want, got)) {
+        tu_print_diff("", want, got);
+        fail_msg("the embedded schema differs from Kuma's CRD");
+    }
+    json_decref(got);
+    json_decref(embedded);
+    json_decref(want);
+    json_decref(docs);
+}
+
+/* ---- unknown fields and --strict ---- */
+
+struct ucase {
+    const char *name;
+    const char *yaml; /* the whole object */
+    const char *want; /* joined meshmetric_unknown_fields; NULL = none */
+};
+
+static const struct ucase unknown_cases[] = {
+    {"a typo with a hint",
+     "{spec: {default: {backends: [{type: Prometheus, prometheus: {prot: 1}}]}}}",
+     "spec.default.backends[0].prometheus.prot: unknown field \"prot\" (did you mean \"port\"?)"},
+    {"transposed letters, case, a missing letter",
+     "{spec: {tragetRef: {kind: Mesh}, default: {backends: [{type: OpenTelemetry, openTelemetry: "
+     "{enpoint: \"a:1\", backendRef: {Kind: x}}}, {type: Prometheus, prometheus: {clientID: a}}]}}}",
+     "spec.tragetRef: unknown field \"tragetRef\" (did you mean \"targetRef\"?); "
+     "spec.default.backends[0].openTelemetry.enpoint: unknown field \"enpoint\" (did you mean "
+     "\"endpoint\"?); spec.default.backends[0].openTelemetry.backendRef.Kind: unknown field "
+     "\"Kind\" (did you mean \"kind\"?); spec.default.backends[1].prometheus.clientID: unknown "
+     "field \"clientID\" (did you mean \"clientId\"?)"},
+    {"no hint when nothing is close",
+     "{spec: {default: {sidecar: {includeUnused: true, zzz: 1}}}}",
+     "spec.default.sidecar.zzz: unknown field \"zzz\""},
+    {"Universal format at the top level",
+     "{type: MeshMetric, name: m, mesh: default, spec: {}}",
+     "type: unknown field \"type\"; name: unknown field \"name\"; mesh: unknown field \"mesh\""},
+    {"metadata is ObjectMeta", "{metadata: {name: a, labelz: {}}}",
+     "metadata.labelz: unknown field \"labelz\" (did you mean \"labels\"?)"},
+    {"kubectl get -o yaml output has no unknown field",
+     "{apiVersion: kuma.io/v1alpha1, kind: MeshMetric, metadata: {annotations: "
+     "{kubectl.kubernetes.io/last-applied-configuration: \"{}\"}, creationTimestamp: "
+     "\"2026-01-01T00:00:00Z\", generation: 1, labels: {kuma.io/mesh: default, kuma.io/origin: "
+     "zone}, managedFields: [{manager: kubectl, operation: Update, fieldsV1: {f:spec: {}}}], "
+     "name: m, namespace: kuma-system, resourceVersion: \"123\", uid: "
+     "0f3c7a52-1d2e-4b8f-9a61-7c5e4d3b2a10}, spec: {default: {backends: [{type: Prometheus, "
+     "prometheus: {port: 5670, path: /metrics, tls: {mode: Disabled}}}]}, targetRef: {kind: "
+     "Mesh}}, status: {conditions: [{message: ok, reason: Ok, status: \"True\", type: Ready}]}}",
+     NULL},
+    {"status is Kuma's Condition", "{status: {conditions: [{type: Ready, lastTransitionTime: x}]}}",
+     "status.conditions[0].lastTransitionTime: unknown field \"lastTransitionTime\""},
+    {"the operator's sidecar.regex is known", "{spec: {default: {sidecar: {regex: x}}}}", NULL},
+    {"inside maps anything goes", "{spec: {targetRef: {kind: Dataplane, labels: {anything: x}}}}",
+     NULL},
+    {"null members still count", "{spec: {default: {backend: null}}}",
+     "spec.default.backend: unknown field \"backend\" (did you mean \"backends\"?)"},
+    {"not an object", "[1]", NULL},
+};
+
+static void test_unknown_fields(void **state)
+{
+    (void)state;
+    int failures = 0;
+    for (size_t i = 0; i < sizeof unknown_cases / sizeof *unknown_cases; i++) {
+        const struct ucase *c = &unknown_cases[i];
+        json_t *obj = tu_yaml(c->yaml);
+        struct violations out;
+        violations_init(&out);
+        size_t n = meshmetric_unknown_fields(obj, &out);
+        char *got = violations_join(&out);
+        if (n != out.len || !same(got, c->want)) {
+            print_error("case \"%s\":\n  got  %s\n  want %s\n", c->name, got,
+                        c->want ? c->want : "(none)");
+            failures++;
+        }
+        free(got);
+        violations_cleanup(&out);
+        json_decref(obj);
+    }
+    assert_int_equal(failures, 0);
+    /* Counting only. */
+    json_t *obj = tu_yaml("{a: 1, b: 2, spec: {c: 3}}");
+    assert_int_equal(meshmetric_unknown_fields(obj, NULL), 3);
+    json_decref(obj);
+}
+
+static void test_validate_strict(void **state)
+{
+    (void)state;
+    json_t *mm = meshmetric(NULL, "{default: {applications: [{port: 0, nme: app}], foo: 1}}");
+    struct violations errs, warns;
+    violations_init(&errs);
+    violations_init(&warns);
+    /* Not strict: the apiserver's warnings, and Kuma's error. */
+    assert_false(meshmetric_validate_ex(mm, "kuma-system", false, &errs, &warns));
+    char *e = violations_join(&errs);
+    char *w = violations_join(&warns);
+    assert_string_equal(e, "spec.default.applications.application[0]: " PORT_MSG);
+    assert_string_equal(w, "unknown field \"spec.default.applications[0].nme\"; unknown field "
+                           "\"spec.default.foo\"");
+    free(e);
+    free(w);
+    violations_cleanup(&errs);
+    violations_cleanup(&warns);
+    /* Strict: unknown fields are errors with hints, the other checks still run, no warnings. */
+    assert_false(meshmetric_validate_ex(mm, "kuma-system", true, &errs, &warns));
+    e = violations_join(&errs);
+    assert_string_equal(e, "spec.default.applications[0].nme: unknown field \"nme\" (did you mean "
+                           "\"name\"?); spec.default.foo: unknown field \"foo\"; "
+                           "spec.default.applications.application[0]: " PORT_MSG);
+    assert_int_equal(warns.len, 0);
+    free(e);
+    violations_cleanup(&errs);
+    violations_cleanup(&warns);
+    /* Strict and otherwise valid: invalid, without Kuma's deprecations. */
+    json_t *ok = meshmetric(NULL, "{targetRef: {kind: MeshSubset}, default: {x: 1}}");
+    assert_false(meshmetric_validate_ex(ok, "kuma-system", true, &errs, &warns));
+    assert_int_equal(errs.len, 1);
+    assert_int_equal(warns.len, 0);
+    violations_cleanup(&errs);
+    violations_cleanup(&warns);
+    json_decref(ok);
+    json_decref(mm);
+}
+
+static void test_did_you_mean(void **state)
+{
+    (void)state;
+    static const char *const fields[] = {"port", "path", "clientId", "tls"};
+    static const struct {
+        const char *key, *want;
+    } cases[] = {
+        {"prot", "port"},       {"PORT", "port"},     {"paht", "path"},  {"pth", "path"},
+        {"clientid", "clientId"}, {"clientIdd", "clientId"}, {"clinetId", "clientId"},
+        {"tsl", "tls"},         {"ttl", NULL},       {"x", NULL},       {"", NULL},
+        {"portal", "port"},     {"portable", NULL},   {"clientName", NULL}, {"p", NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        const char *got = meshmetric_did_you_mean(cases[i].key, fields, 4);
+        if (cases[i].want ? !got || strcmp(got, cases[i].want) : got != NULL)
+            fail_msg("%s: got %s, want %s", cases[i].key, got ? got : "NULL",
+                     cases[i].want ? cases[i].want : "NULL");
+    }
+    assert_null(meshmetric_did_you_mean(NULL, fields, 4));
+    assert_null(meshmetric_did_you_mean("port", fields, 0));
+    char longkey[200];
+    memset(longkey, 'p', sizeof longkey - 1);
+    longkey[sizeof longkey - 1] = '\0';
+    assert_null(meshmetric_did_you_mean(longkey, fields, 4));
+}
+
+/*
+ * openTelemetry.refreshInterval decodes as a metav1.Duration, whose
+ * UnmarshalJSON calls Go's time.ParseDuration (time/format.go); its error is
+ * what Kuma's webhook returns. Expected texts follow ParseDuration and
+ * time.quote line by line.
+ */
+static void test_refresh_interval(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *value;
+        const char *error; /* NULL = parses */
+    } cases[] = {
+        {"1m", NULL},
+        {"30s", NULL},
+        {"1h30m", NULL},
+        {"1.5h", NULL},
+        {".5s", NULL},
+        {"5.s", NULL},
+        {"0", NULL},
+        {"-0", NULL},
+        {"+5m", NULL},
+        {"-1s", NULL},
+        {"1\xc2\xb5s", NULL},
+        {"1\xce\xbcs", NULL},
+        {"3ns4us5ms", NULL},
+        {"9223372036854775807ns", NULL},
+        {"-9223372036854775808ns", NULL},
+        {"", "time: invalid duration \"\""},
+        {"abc", "time: invalid duration \"abc\""},
+        {"1", "time: missing unit in duration \"1\""},
+        {"1m2", "time: missing unit in duration \"1m2\""},
+        {"1d", "time: unknown unit \"d\" in duration \"1d\""},
+        {"1 minute", "time: unknown unit \" minute\" in duration \"1 minute\""},
+        {".", "time: invalid duration \".\""},
+        {"-", "time: invalid duration \"-\""},
+        {"-.s", "time: invalid duration \"-.s\""},
+        {"9223372036854775808ns", "time: invalid duration \"9223372036854775808ns\""},
+        {"100000000000000000000ns", "time: invalid duration \"100000000000000000000ns\""},
+        {"3000000h", "time: invalid duration \"3000000h\""},
+        {"1\xc3\xa9", "time: unknown unit \"\\xc3\\xa9\" in duration \"1\\xc3\\xa9\""},
+        {"1s\n", "time: unknown unit \"s\\x0a\" in duration \"1s\\x0a\""},
+        {"1\xff", "time: unknown unit \"\\xff\" in duration \"1\\xff\""},
+        {"1\"q\\", "time: unknown unit \"\\\"q\\\\\" in duration \"1\\\"q\\\\\""},
+    };
+    int failures = 0;
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        json_t *mm = meshmetric(NULL, "{default: {backends: [{type: OpenTelemetry, openTelemetry: "
+                                      "{backendRef: {kind: MeshOpenTelemetryBackend, labels: {a: "
+                                      "b}}}}]}}");
+        json_t *otel = json_object_get(
+            json_array_get(
+                json_object_get(json_object_get(json_object_get(mm, "spec"), "default"),
+                                "backends"),
+                0),
+            "openTelemetry");
+        /* nocheck: the invalid UTF-8 case (the apiserver never sends one; Go would quote it so) */
+        json_object_set_new(otel, "refreshInterval", json_string_nocheck(cases[i].value));
+        struct violations errs;
+        violations_init(&errs);
+        bool ok = meshmetric_validate(mm, "kuma-system", &errs, NULL);
+        char *e = violations_join(&errs);
+        char *want = cases[i].error
+                         ? xasprintf("spec.default.backends[0].openTelemetry.refreshInterval: %s",
+                                     cases[i].error)
+                         : xstrdup("");
+        if (ok != (cases[i].error == NULL) || strcmp(e, want) != 0) {
+            print_error("refreshInterval %s:\n  got  %s\n  want %s\n", cases[i].value, e, want);
+            failures++;
+        }
+        free(want);
+        free(e);
+        violations_cleanup(&errs);
+        json_decref(mm);
+    }
+    assert_int_equal(failures, 0);
+}
+
 int main(void)
 {
     xalloc_install_json();
@@ -1064,6 +1484,9 @@ int main(void)
         cmocka_unit_test(test_mesh_label),      cmocka_unit_test(test_unknown_field_cap),
         cmocka_unit_test(test_warning_lengths), cmocka_unit_test(test_wrong_types_everywhere),
         cmocka_unit_test(test_many_backends),   cmocka_unit_test(test_deep_junk),
+        cmocka_unit_test(test_crd_schema),      cmocka_unit_test(test_unknown_fields),
+        cmocka_unit_test(test_validate_strict), cmocka_unit_test(test_did_you_mean),
+        cmocka_unit_test(test_refresh_interval),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

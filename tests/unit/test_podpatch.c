@@ -349,6 +349,11 @@ static const struct pp_case pp_cases[] = {
     {"long-summary", "long-apps", "", 0, 0, NULL},
     {"deployment", "multi", "/spec/template", 0, 0, NULL},
     {"cronjob", "prom-tls", "/spec/jobTemplate/spec/template", PROM_ANNOT, 0, NULL},
+    /* A path without "/" (e.g. from prometheus.metrics.kuma.io/path: metrics): kept, shown
+     * quoted in the summary, and a warning for the sidecar's (Kuma's Envoy route prefix). */
+    {"path-without-slash", "relative-paths", "", 0, 1,
+     "metrics path \"metrics\" on port 5670 has no leading \"/\": Kuma's Envoy route never "
+     "matches it, every scrape gets 404"},
 };
 
 static void case_options(const struct pp_case *c, struct podpatch_options *opt)
@@ -467,6 +472,77 @@ static void test_fixture_cases(void **state)
     (void)state;
     for (size_t i = 0; i < sizeof pp_cases / sizeof pp_cases[0]; i++)
         run_case(&pp_cases[i]);
+}
+
+
+/*
+ * meshmetric.kuma.io/config for various effective configs: a path is written
+ * bare after the port only when it cannot be misread (podpatch.c decisions).
+ */
+static void test_summary(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *effective; /* JSON */
+        const char *summary;
+    } cases[] = {
+        {"{\"backends\":[{\"type\":\"Prometheus\",\"prometheus\":{\"port\":5670,\"path\":\"/metrics\"}}]}",
+         "prometheus:5670/metrics"},
+        {"{\"backends\":[{\"type\":\"Prometheus\",\"prometheus\":{\"port\":5670,\"path\":\"metrics\"}}]}",
+         "prometheus:5670 path=\"metrics\""},
+        /* without the quoting these two would both read "prometheus:56700/x" */
+        {"{\"backends\":[{\"type\":\"Prometheus\",\"prometheus\":{\"port\":5670,\"path\":\"0/x\"}}]}",
+         "prometheus:5670 path=\"0/x\""},
+        {"{\"backends\":[{\"type\":\"Prometheus\",\"prometheus\":{\"port\":56700,\"path\":\"/x\"}}]}",
+         "prometheus:56700/x"},
+        {"{\"backends\":[{\"type\":\"Prometheus\",\"prometheus\":{\"port\":5670,\"path\":\"\"}}]}",
+         "prometheus:5670 path=\"\""},
+        {"{\"backends\":[{\"type\":\"Prometheus\",\"prometheus\":{\"port\":1,\"path\":\"/a b\","
+         "\"clientId\":\"c\"}}]}",
+         "prometheus:1 path=\"/a b\" client=c"},
+        {"{\"backends\":[{\"type\":\"Prometheus\",\"prometheus\":{\"port\":1,\"path\":\"/a;b,c\\\"d\","
+         "\"tls\":{\"mode\":\"ProvidedTLS\"}}}]}",
+         "prometheus:1 path=\"/a;b,c\\\"d\" tls=ProvidedTLS"},
+        {"{\"backends\":[{\"type\":\"Prometheus\",\"prometheus\":{\"port\":1,\"path\":\"/\\u00e9\"}}]}",
+         "prometheus:1/\xc3\xa9"},
+        {"{\"backends\":[{\"type\":\"Prometheus\",\"prometheus\":{\"port\":1,\"path\":\"/a\\tb\"}}]}",
+         "prometheus:1 path=\"/a\\tb\""},
+        {"{\"applications\":[{\"name\":\"app\",\"port\":8080,\"path\":\"stats\"},{\"port\":9090,"
+         "\"path\":\"/m\"},{\"port\":1,\"path\":\"x\"}]}",
+         "apps=app:8080 path=\"stats\",9090/m,1 path=\"x\""},
+        {"{\"applications\":[{\"name\":\"a\",\"port\":1}]}", "apps=a:1/metrics"},
+    };
+    int failures = 0;
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        json_t *doc = load_file("backend-defaults/pod.json");
+        json_error_t jerr;
+        json_t *eff = json_loads(cases[i].effective, 0, &jerr);
+        if (!eff)
+            fail_msg("bad test JSON %s: %s", cases[i].effective, jerr.text);
+        json_t *patch = NULL;
+        struct violations w;
+        struct mm_error err;
+        violations_init(&w);
+        assert_int_equal(podpatch_build(doc, "", eff, NULL, &patch, &w, &err), MM_OK);
+        const char *got = NULL;
+        size_t k;
+        json_t *op;
+        json_array_foreach(patch, k, op)
+        {
+            if (!strcmp(json_string_value(json_object_get(op, "path")),
+                        "/metadata/annotations/meshmetric.kuma.io~1config"))
+                got = json_string_value(json_object_get(op, "value"));
+        }
+        if (!got || strcmp(got, cases[i].summary) != 0) {
+            print_error("case %zu: got %s\n want %s\n", i, got ? got : "(none)", cases[i].summary);
+            failures++;
+        }
+        violations_cleanup(&w);
+        json_decref(patch);
+        json_decref(eff);
+        json_decref(doc);
+    }
+    assert_int_equal(failures, 0);
 }
 
 /* Specific facts about particular fixtures, beyond the golden patch. */
@@ -917,6 +993,7 @@ int main(void)
         cmocka_unit_test(test_applier_is_strict),
         cmocka_unit_test(test_fixture_cases),
         cmocka_unit_test(test_fixture_facts),
+        cmocka_unit_test(test_summary),
         cmocka_unit_test(test_cert_dir_option),
         cmocka_unit_test(test_inline_cases),
         cmocka_unit_test(test_mutations),
