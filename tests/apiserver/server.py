@@ -2249,7 +2249,27 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.handle_api("DELETE")
 
     # -- io helpers
+    def drain_body(self):
+        """Before an early answer: consume an unread request body, as Go's net/http does,
+        so the next request on a keep-alive connection is not parsed from its bytes
+        (a large or chunked one closes the connection instead)."""
+        if getattr(self, "body_read", True):
+            return
+        self.body_read = True
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            self.close_connection = True
+            return
+        try:
+            n = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            n = -1
+        if n < 0 or n > 1 << 20:
+            self.close_connection = True
+        elif n:
+            self.rfile.read(n)
+
     def read_body(self):
+        self.body_read = True
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
             data = b""
             while True:
@@ -2307,6 +2327,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         warnings = []
         self.extra_headers = []
         api.local.user = None
+        self.body_read = False
         try:
             u = urllib.parse.urlsplit(self.path)
             path = u.path
@@ -2339,11 +2360,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.route(method, path, q, warnings, user)
         except PlainError as e:
             try:
+                self.drain_body()
                 self.send_plain(e.code, e.text, e.headers)
             except OSError:
                 pass
         except ApiError as e:
             try:
+                self.drain_body()
                 self.send_error_status(e, warnings)
             except OSError:
                 pass
@@ -2353,6 +2376,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             import traceback
             traceback.print_exc()
             try:
+                self.drain_body()
                 self.send_error_status(internal_error(repr(e)), warnings)
             except OSError:
                 pass

@@ -271,6 +271,22 @@ def errors(api, t):
     st, h, body = api.req("GET", base + "/nope")
     t.check("apiserver pkg/endpoints/handlers/responsewriters/status.go: no Retry-After without retryAfterSeconds",
             st == 404 and "retry-after" not in h, h)
+    # An early error answer must not leave the request body on a keep-alive connection.
+    control(api, "fail", {"verb": "create", "resource": "configmaps", "code": 500, "count": 1})
+    c = api.conn()
+    hdr = {"Authorization": "Bearer " + api.token, "Content-Type": "application/json"}
+    try:
+        c.request("POST", base, body=json.dumps(cm("e-2")), headers=hdr)
+        r1 = c.getresponse()
+        r1.read()
+        c.request("GET", base + "/e-1", headers=hdr)
+        r2 = c.getresponse()
+        r2.read()
+        t.check("net/http server.go: a body the handler did not read is drained before the next "
+                "request on the connection", r1.status == 500 and r2.status == 200,
+                (r1.status, r2.status))
+    finally:
+        c.close()
     control(api, "restart", {"keepState": True, "downSeconds": 1.5})
     st, h, body = api.req("GET", base + "/e-1")
     src = "apiserver pkg/server/filters/with_retry_after.go"
