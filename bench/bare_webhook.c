@@ -22,7 +22,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "server/webhook.h"
+#include "server/http.h"
 #include "util/fileio.h"
 #include "util/strbuf.h"
 #include "util/xalloc.h"
@@ -100,7 +100,8 @@ int main(int argc, char **argv)
     unsigned threads = argc > 4 ? (unsigned)strtoul(argv[4], NULL, 10) : 0;
     bool tpc = threads == 0;
     unsigned flags = MHD_USE_TLS | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC |
-                     MHD_USE_ERROR_LOG | (tpc ? MHD_USE_THREAD_PER_CONNECTION : MHD_USE_EPOLL);
+                     MHD_USE_ERROR_LOG |
+                     (tpc ? MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL : MHD_USE_EPOLL);
     struct sockaddr_in sa;
     memset(&sa, 0, sizeof sa);
     sa.sin_family = AF_INET;
@@ -117,7 +118,7 @@ int main(int argc, char **argv)
         {MHD_OPTION_SOCK_ADDR, 0, &sa},
         {MHD_OPTION_HTTPS_MEM_CERT, 0, cert},
         {MHD_OPTION_HTTPS_MEM_KEY, 0, key},
-        {MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)(uintptr_t)WEBHOOK_TLS_PRIORITIES},
+        {MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)(uintptr_t)HTTP_TLS_PRIORITIES},
         {MHD_OPTION_CONNECTION_TIMEOUT, 120, NULL},
         {MHD_OPTION_CONNECTION_LIMIT, 1000, NULL},
         {MHD_OPTION_CONNECTION_MEMORY_LIMIT, 64 * 1024, NULL},

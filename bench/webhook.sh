@@ -45,6 +45,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 P_WH=$(free_port)
 P_BARE=$(free_port)
 P_NGX=$(free_port)
+P_MET=$(free_port)
 
 # ---------------------------------------------------------------- fixtures
 for kind in ecdsa rsa; do
@@ -93,7 +94,8 @@ print(json.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview"
 start_webhook() { # start_webhook CERTDIR [serve flags...]
     local dir=$1
     shift
-    "$BIN" serve --webhook-addr "127.0.0.1:$P_WH" --tls-cert-file "$dir/tls.crt" \
+    "$BIN" serve --webhook-addr "127.0.0.1:$P_WH" --metrics-addr "127.0.0.1:$P_MET" \
+        --tls-cert-file "$dir/tls.crt" \
         --tls-key-file "$dir/tls.key" --policies-dir "$TMP/policies" --log-level warn "$@" \
         2>>"$TMP/webhook.log" &
     WH_PID=$!

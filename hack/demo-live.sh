@@ -30,7 +30,7 @@ ls "$MM_LOCAL_DIR/certs"
 
 step "serve: the webhook, policies from a directory"
 cp examples/policies.yaml "$MM_LOCAL_DIR/policies/"
-"$bin" serve --webhook-addr "127.0.0.1:$port" \
+"$bin" serve --webhook-addr "127.0.0.1:$port" --metrics-addr "" \
   --tls-cert-file "$MM_LOCAL_DIR/certs/tls.crt" --tls-key-file "$MM_LOCAL_DIR/certs/tls.key" \
   --policies-dir "$MM_LOCAL_DIR/policies" --log-level warn 2>"$MM_LOCAL_DIR/serve.log" &
 serve_pid=$!

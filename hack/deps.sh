@@ -11,7 +11,7 @@ pkgs=(build-essential cmake pkg-config git ca-certificates
       libcmocka-dev libyaml-dev libpcre2-dev uthash-dev clang-14 libclang-rt-14-dev
       openssl curl python3 python3-yaml python3-jsonpatch procps
       golang-go golang-github-masterminds-sprig-dev golang-k8s-sigs-yaml-dev
-      golang-github-xeipuuv-gojsonschema-dev)
+      golang-github-xeipuuv-gojsonschema-dev prometheus)
 if [ "${1:-}" = "--bench" ]; then
   pkgs+=(wrk nginx-light)
 fi

@@ -5,6 +5,7 @@
  */
 #include <signal.h>
 #include <stddef.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,7 @@
 
 struct serve_config {
     char *webhook_addr;
+    char *metrics_addr;
     char *tls_cert_file;
     char *tls_key_file;
     char *policies_dir;
@@ -31,6 +33,7 @@ struct serve_config {
     char *log_format;
     long thread_pool;
     long connection_limit;
+    long header_timeout;
     long idle_timeout;
     long read_timeout;
     long shutdown_timeout;
@@ -43,6 +46,10 @@ static const struct config_option serve_options[] = {
     {"webhook-addr", 0, "MM_WEBHOOK_ADDR", CONFIG_STRING, ":9443",
      "address to serve HTTPS on: :PORT (all interfaces), HOST:PORT or [IPv6]:PORT",
      offsetof(struct serve_config, webhook_addr), 0, 0},
+    {"metrics-addr", 0, "MM_METRICS_ADDR", CONFIG_STRING, ":8080",
+     "address of the plain-HTTP listener for /metrics, /healthz and /readyz (probes, "
+     "Prometheus); \"\" disables it (the HTTPS port serves them too)",
+     offsetof(struct serve_config, metrics_addr), 0, 0},
     {"tls-cert-file", 0, "MM_TLS_CERT_FILE", CONFIG_STRING, CERT_DIR "/tls.crt",
      "serving certificate (PEM, chain allowed); reloaded when it changes",
      offsetof(struct serve_config, tls_cert_file), 0, 0},
@@ -78,8 +85,11 @@ static const struct config_option serve_options[] = {
      "0: one thread per connection (measured faster); N: an epoll pool of N threads",
      offsetof(struct serve_config, thread_pool), 0, 1024},
     {"connection-limit", 0, "MM_WEBHOOK_CONNECTION_LIMIT", CONFIG_INT, "1000",
-     "most concurrent client connections", offsetof(struct serve_config, connection_limit), 1,
-     100000},
+     "most concurrent client connections; past it, stalled and idle ones are closed to make room",
+     offsetof(struct serve_config, connection_limit), 1, 100000},
+    {"header-timeout", 0, "MM_WEBHOOK_HEADER_TIMEOUT", CONFIG_INT, "10",
+     "seconds a new connection has for its TLS handshake and request headers",
+     offsetof(struct serve_config, header_timeout), 1, 3600},
     {"idle-timeout", 0, "MM_WEBHOOK_IDLE_TIMEOUT", CONFIG_INT, "120",
      "seconds an idle keep-alive connection stays open (keep it above the API server's 90 s)",
      offsetof(struct serve_config, idle_timeout), 1, 86400},
@@ -98,8 +108,25 @@ static const struct config_option serve_options[] = {
 static const char serve_usage[] =
     "Usage: meshmetric-operator serve [options]\n\n"
     "Runs the HTTPS admission webhook: POST /mutate (pods), POST /validate (MeshMetric,\n"
-    "Mesh), GET /healthz, /readyz and /metrics. Certificates and policies are reloaded\n"
-    "from disk when they change; SIGTERM drains in-flight requests and exits 0.";
+    "Mesh), GET /healthz, /readyz and /metrics (also on --metrics-addr over plain HTTP).\n"
+    "Certificates and policies are reloaded from disk when they change; SIGTERM drains\n"
+    "in-flight requests and exits 0.";
+
+/* The policy directory's reload counters, in the shape the webhook takes. */
+static void policy_reload_stats(void *ctx, uint64_t *ok, uint64_t *failed, int64_t *last_ok)
+{
+    policydir_reload_counts(ctx, ok, failed, last_ok);
+}
+
+/* Raise the soft open-file limit to the hard one, as Go programs do at start. */
+static void raise_nofile(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        (void)setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
 
 int cli_serve(int argc, char **argv)
 {
@@ -142,6 +169,7 @@ int cli_serve(int argc, char **argv)
     sigaddset(&sigs, SIGINT);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
+    raise_nofile();
 
     struct engine_config ec;
     engine_config_init(&ec);
@@ -167,14 +195,18 @@ int cli_serve(int argc, char **argv)
 
     struct webhook_config wc = {
         .addr = cfg.webhook_addr,
+        .metrics_addr = cfg.metrics_addr,
         .engine = &ec,
         .system_namespace = cfg.system_namespace,
         .source = policydir_source(pd),
         .certs = certs,
         .thread_pool = (unsigned)cfg.thread_pool,
         .connection_limit = (unsigned)cfg.connection_limit,
+        .header_timeout_s = (unsigned)cfg.header_timeout,
         .idle_timeout_s = (unsigned)cfg.idle_timeout,
         .body_timeout_s = (unsigned)cfg.read_timeout,
+        .reload_stats = policy_reload_stats,
+        .reload_stats_ctx = pd,
     };
     server = webhook_server_create(&wc);
     if (webhook_server_start(server, &err)) {

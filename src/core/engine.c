@@ -151,6 +151,55 @@ enum mm_status engine_evaluate(const struct engine_config *cfg, const struct pol
                                  &out->patch, &out->warnings, err);
 }
 
+void engine_want_init(struct engine_want *w)
+{
+    memset(w, 0, sizeof *w);
+    violations_init(&w->dp.warnings);
+    match_result_init(&w->match);
+}
+
+void engine_want_cleanup(struct engine_want *w)
+{
+    dataplane_cleanup(&w->dp);
+    match_result_cleanup(&w->match);
+    free(w->hash);
+    free(w->drift);
+    memset(w, 0, sizeof *w);
+}
+
+void engine_want_pod(const struct policy_view *view, const json_t *pod,
+                     const json_t *kuma_dataplane, struct engine_want *out)
+{
+    engine_want_cleanup(out);
+    engine_want_init(out);
+    const json_t *md = json_object_get(pod, "metadata");
+    const char *ns = json_string_value(json_object_get(md, "namespace"));
+    struct dataplane_options dopt = {.zone = view ? view_zone(view) : NULL,
+                                     .system_namespace = view ? view_system_namespace(view) : NULL};
+    dataplane_cleanup(&out->dp);
+    dataplane_from_pod(pod, ns && *ns ? ns : "default", view, &dopt, &out->dp);
+    const json_t *annotations = json_object_get(md, "annotations");
+    if (!json_is_object(annotations))
+        annotations = NULL;
+    struct dataplane real;
+    memset(&real, 0, sizeof real);
+    violations_init(&real.warnings);
+    if (kuma_dataplane && dataplane_from_kuma(kuma_dataplane, &real) == MM_OK) {
+        out->from_kuma = true;
+        /* Kuma copies node labels onto inbound tags; the view has no Nodes. */
+        out->drift = dataplane_diff(&out->dp, &real, "the view derived from the pod",
+                                    "Kuma's Dataplane", dataplane_node_labels_default());
+        match_evaluate(&real, view, annotations, &out->match);
+    } else {
+        match_evaluate(&out->dp, view, annotations, &out->match);
+    }
+    dataplane_cleanup(&real);
+    const json_t *eff = out->match.effective;
+    out->empty = !eff || json_is_null(eff) || (json_is_object(eff) && json_object_size(eff) == 0);
+    const char *known = json_string_value(out->match.effective_hash);
+    out->hash = known && !out->empty ? xstrdup(known) : podpatch_config_hash(out->empty ? NULL : eff);
+}
+
 static json_t *violations_lines(const struct violations *v)
 {
     json_t *out = json_array();
@@ -211,13 +260,15 @@ json_t *engine_explain_json(const struct engine_result *r, const struct policy_v
                             dp->inbounds ? dp->inbounds : json_null());
     if (dp->gateway_tags)
         json_object_set(dpj, "gatewayTags", dp->gateway_tags);
+    /* Copies: the match may borrow from the view's memo, whose counts other threads share. */
     json_t *out = json_pack(
-        "{s:s, s:s, s:b, s:s, s:s, s:s, s:O, s:O, s:O, s:o, s:O, s:o, s:o, s:o}", "kind",
+        "{s:s, s:s, s:b, s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:O, s:o, s:o, s:o}", "kind",
         r->kind ? r->kind : "Pod", "name", r->object_name ? r->object_name : "", "generateName",
         r->generated_name, "namespace",
         dp->namespace ? dp->namespace : "", "mesh", dp->mesh ? dp->mesh : "default", "mode",
-        match_mode_name(r->match.mode), "policies", r->match.policies, "effective",
-        r->match.effective, "origins", r->match.origins, "warnings", warnings, "patch",
+        match_mode_name(r->match.mode), "policies", json_deep_copy(r->match.policies),
+        "effective", json_deep_copy(r->match.effective), "origins",
+        json_deep_copy(r->match.origins), "warnings", warnings, "patch",
         r->patch ? r->patch : json_null(), "secret", r->secret ? json_string(r->secret) : json_null(),
         "reasons", reasons, "dataplane", dpj);
     if (all)

@@ -51,6 +51,30 @@ enum mm_status engine_evaluate(const struct engine_config *cfg, const struct pol
                                const json_t *obj, const char *namespace,
                                struct engine_result *out, struct mm_error *err) MM_WUR;
 
+/*
+ * What a pod's policies ask for now, without building the patch: the
+ * dataplane view, the match and the config hash the webhook records on the
+ * pod (meshmetric.kuma.io/config-hash). kuma_dataplane (may be NULL) is
+ * Kuma's own Dataplane object for the pod: when given, the match is made
+ * against it (Kuma computed its inbounds) and drift says how it differs from
+ * the view derived from the pod (NULL when it does not).
+ */
+struct engine_want {
+    struct dataplane dp;       /* derived from the pod */
+    struct match_result match; /* against Kuma's Dataplane when given, else the derived view */
+    char *hash;                /* what the webhook would record */
+    bool empty;                /* no config applies (the webhook records nothing new) */
+    char *drift;               /* Kuma's Dataplane vs the derived view, or NULL */
+    bool from_kuma;            /* match was made against Kuma's Dataplane */
+};
+
+void engine_want_init(struct engine_want *w);
+void engine_want_cleanup(struct engine_want *w);
+
+/* Fill out for pod (a Pod object, borrowed). Always succeeds. */
+void engine_want_pod(const struct policy_view *view, const json_t *pod,
+                     const json_t *kuma_dataplane, struct engine_want *out);
+
 /* True for the kinds engine_evaluate takes. */
 bool engine_kind_supported(const char *kind);
 

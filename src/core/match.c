@@ -27,16 +27,20 @@ void match_result_init(struct match_result *r)
     r->origins = json_object();
     r->effective_hash = NULL;
     r->legacy_ignored = false;
+    r->shared = false;
     violations_init(&r->warnings);
     violations_init(&r->policy_warnings);
 }
 
 void match_result_cleanup(struct match_result *r)
 {
-    json_decref(r->policies);
-    json_decref(r->effective);
-    json_decref(r->origins);
-    json_decref(r->effective_hash);
+    if (!r->shared) { /* shared values belong to the view's memo */
+        json_decref(r->policies);
+        json_decref(r->effective);
+        json_decref(r->origins);
+        json_decref(r->effective_hash);
+    }
+    r->shared = false;
     r->effective_hash = NULL;
     violations_cleanup(&r->warnings);
     violations_cleanup(&r->policy_warnings);
@@ -68,8 +72,8 @@ static void merge_selected(const struct policy **matched, size_t n, struct match
         json_array_append_new(out->policies, json_string(p->id));
         const json_t *def = policy_default(p);
         const json_t *raw = json_object_get(json_object_get(p->obj, "spec"), "default");
-        if (def)
-            merge_objects(out->effective, def, out->origins, "", p->id, true);
+        if (def) /* copies: policies are shared between threads, their counts stay untouched */
+            merge_objects(out->effective, def, out->origins, "", p->id, false);
         else if (raw && !json_is_null(raw)) /* only wrapped (unvalidated) policies get here */
             violations_add(&out->warnings, p->id, "spec.default is not an object; ignored");
         for (size_t w = 0; w < p->warnings.len; w++)
@@ -77,10 +81,32 @@ static void merge_selected(const struct policy **matched, size_t n, struct match
                            p->warnings.items[w].field[0] ? ": " : "",
                            p->warnings.items[w].message);
     }
-    /* One copy of the result instead of one per policy (see merge_objects). */
-    json_t *owned = merge_copy_pruned(out->effective);
+}
+
+/* Point out at the memo's value (borrowed from the view, shared by every thread). */
+static void use_memo_value(struct match_result *out, const struct memo_value *v)
+{
+    json_decref(out->policies);
     json_decref(out->effective);
-    out->effective = owned;
+    json_decref(out->origins);
+    json_decref(out->effective_hash);
+    out->policies = v->policies;
+    out->effective = v->effective;
+    out->origins = v->origins;
+    out->effective_hash = v->hash;
+    out->shared = true;
+}
+
+/* Our own copies of what is borrowed from the memo, before changing them. */
+static void own_memo_value(struct match_result *out)
+{
+    if (!out->shared)
+        return;
+    out->policies = json_deep_copy(out->policies);
+    out->effective = json_deep_copy(out->effective);
+    out->origins = json_deep_copy(out->origins);
+    out->effective_hash = out->effective_hash ? json_deep_copy(out->effective_hash) : NULL;
+    out->shared = false;
 }
 
 void match_evaluate(const struct dataplane *dp, const struct policy_view *view,
@@ -125,13 +151,7 @@ void match_evaluate(const struct dataplane *dp, const struct policy_view *view,
         struct memo *memo = view_memo(view);
         const struct memo_value *hit = memo ? memo_get(memo, key, n) : NULL;
         if (hit) {
-            json_decref(out->policies);
-            json_decref(out->effective);
-            json_decref(out->origins);
-            out->policies = json_incref(hit->policies);
-            out->effective = json_incref(hit->effective);
-            out->origins = json_incref(hit->origins);
-            out->effective_hash = json_incref(hit->hash);
+            use_memo_value(out, hit);
             for (size_t i = 0; i < n; i++) /* policy warnings are not memoised */
                 for (size_t w = 0; w < matched[i]->warnings.len; w++)
                     violations_add(&out->policy_warnings, matched[i]->id, "%s%s%s",
@@ -144,21 +164,20 @@ void match_evaluate(const struct dataplane *dp, const struct policy_view *view,
                 char *h = podpatch_config_hash(out->effective);
                 out->effective_hash = json_string(h);
                 free(h);
-                (void)memo_put(memo, key, n,
-                               (struct memo_value){json_incref(out->policies),
-                                                   json_incref(out->effective),
-                                                   json_incref(out->origins),
-                                                   json_incref(out->effective_hash)});
+                /* Published (or an equal value another thread published first): from here on
+                 * the result borrows the memo's value, like a hit. */
+                const struct memo_value *pub =
+                    memo_put(memo, key, n,
+                             (struct memo_value){json_incref(out->policies),
+                                                 json_incref(out->effective),
+                                                 json_incref(out->origins),
+                                                 json_incref(out->effective_hash)});
+                if (pub)
+                    use_memo_value(out, pub);
             }
         }
         if (am.any) {
-            if (memo) { /* shared with the memo: change a copy */
-                json_t *e = json_deep_copy(out->effective), *o = json_deep_copy(out->origins);
-                json_decref(out->effective);
-                json_decref(out->origins);
-                out->effective = e;
-                out->origins = o;
-            }
+            own_memo_value(out); /* the memo's value is shared: change a copy */
             layers_annotations(out->effective, out->origins, &am, pod_annotations, false,
                                &out->warnings);
             json_decref(out->effective_hash); /* no longer the hash of effective */

@@ -36,6 +36,9 @@ struct match_result {
                                           not returned to each admission. */
     json_t *effective_hash;     /* string podpatch_config_hash(effective) when known, else NULL */
     bool legacy_ignored;        /* the mesh enables Mesh.metrics, ignored because MeshMetric applies */
+    bool shared; /* policies, effective, origins and effective_hash are borrowed from the view's
+                    merge memo: read-only, valid while the caller holds the view (reference
+                    counts of values shared between threads are never touched) */
 };
 
 void match_result_init(struct match_result *r);
@@ -45,7 +48,8 @@ void match_result_cleanup(struct match_result *r);
  * Select, order and merge the MeshMetrics of view for dp, then apply the
  * pod's prometheus.metrics.kuma.io/... annotations (pod_annotations may be
  * NULL). Always fills out (mode NONE when nothing applies). Thread-safe: the
- * view is only read (its memo is lock-free).
+ * view is only read (its memo is lock-free). The result may borrow from the
+ * view (out->shared): clean it up before releasing the view.
  */
 void match_evaluate(const struct dataplane *dp, const struct policy_view *view,
                     const json_t *pod_annotations, struct match_result *out);

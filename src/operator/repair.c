@@ -203,14 +203,16 @@ enum repair_result repair_restart(struct repair *r, const struct repair_target *
 
     char now_s[K8S_MICROTIME_LEN];
     k8s_time_format(k8s_wall_us(), now_s);
-    /* What kubectl rollout restart sends (a strategic merge patch of the template). */
+    /* The annotation kubectl rollout restart sets. kubectl sends it as a strategic merge patch;
+     * the patch touches only maps, so a JSON merge patch has the same effect and also works on
+     * workload kinds served as custom resources (which refuse strategic merge patches). */
     json_t *patch = json_pack("{s:{s:{s:{s:{s:s}}}}}", "spec", "template", "metadata",
                               "annotations", RESTARTED_AT, now_s);
     struct k8s_resource res_apps = {"apps", "v1", workload_plural(t->kind)};
     struct k8s_error err = K8S_ERROR_INIT;
     struct k8s_call_opts opts = {.field_manager = "meshmetric-operator"};
     enum mm_status st = k8s_patch(r->client, &res_apps, t->namespace, t->name, NULL,
-                                  K8S_PATCH_STRATEGIC, patch, &opts, NULL, &err);
+                                  K8S_PATCH_MERGE, patch, &opts, NULL, &err);
     json_decref(patch);
     if (st != MM_OK) {
         snprintf(why, why_len, "restart of %s %s/%s failed: %s", t->kind, t->namespace, t->name,

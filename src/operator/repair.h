@@ -3,7 +3,7 @@
  * config its policies ask for gets it only when it is recreated, so the
  * owning Deployment, StatefulSet or DaemonSet is restarted the way
  * `kubectl rollout restart` does it (the pod template's
- * kubectl.kubernetes.io/restartedAt annotation); the workload's own rollout
+ * kubectl.kubernetes.io/restartedAt annotation, sent as a merge patch); the workload's own rollout
  * strategy then replaces its pods.
  *
  * Limits: at most `rate_per_minute` restarts a minute (a token bucket); a

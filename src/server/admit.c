@@ -8,33 +8,20 @@
 #include "core/admission.h"
 #include "core/mesh.h"
 #include "core/meshmetric.h"
+#include "server/http.h"
 #include "server/replay.h"
 #include "util/xalloc.h"
 
 void admit_reply_init(struct admit_reply *r)
 {
     memset(r, 0, sizeof *r);
+    r->outcome = WEBHOOK_ERROR; /* until an answer says otherwise */
 }
 
 void admit_reply_cleanup(struct admit_reply *r)
 {
     free(r->body);
     admit_reply_init(r);
-}
-
-char *admit_error_body(const char *error, const char *field)
-{
-    json_t *o = json_object();
-    json_t *e = json_string(error ? error : "");
-    json_object_set_new(o, "error", e ? e : json_string("(invalid UTF-8 in the error text)"));
-    if (field && *field) {
-        json_t *f = json_string(field);
-        if (f)
-            json_object_set_new(o, "field", f);
-    }
-    char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    json_decref(o);
-    return s;
 }
 
 /*
@@ -66,8 +53,9 @@ static void describe(struct admit_reply *out, const struct admission_request *re
 static void bad_request(struct admit_reply *out, const struct mm_error *err)
 {
     out->status = 400;
-    out->body = admit_error_body(err->message, err->field);
+    out->body = http_error_body(err->message, err->field);
     out->log = ADMIT_LOG_WARN;
+    out->outcome = WEBHOOK_ERROR;
     char buf[1100];
     snprintf(out->reason, sizeof out->reason, "not an AdmissionReview: %s",
              mm_error_str(err, buf, sizeof buf));
@@ -79,7 +67,7 @@ static void answer(struct admit_reply *out, const struct admission_response *res
     out->body = admission_encode(resp);
     if (!out->body) { /* cannot happen: the encoder sanitises strings */
         out->status = 500;
-        out->body = admit_error_body("cannot encode the AdmissionReview response", NULL);
+        out->body = http_error_body("cannot encode the AdmissionReview response", NULL);
         out->log = ADMIT_LOG_ERROR;
         snprintf(out->reason, sizeof out->reason, "response encoding failed");
     }
@@ -122,8 +110,11 @@ void admit_mutate(const struct admit_env *env, const char *body, size_t len,
                 webmetrics_patch(env->metrics);
             if (env->metrics && n_warnings)
                 webmetrics_warnings(env->metrics, WEBHOOK_EP_MUTATE, n_warnings);
-            view_unref(snap);
+            out->outcome = out->patched ? WEBHOOK_PATCHED
+                           : n_warnings ? WEBHOOK_WARNED
+                                        : WEBHOOK_UNCHANGED;
             engine_result_cleanup(&res);
+            view_unref(snap);
             return;
         }
     }
@@ -140,6 +131,7 @@ void admit_mutate(const struct admit_env *env, const char *body, size_t len,
         allow_with_warning(env, out, req.uid, w);
         free(w);
         out->log = ADMIT_LOG_WARN;
+        out->outcome = WEBHOOK_ERROR;
         snprintf(out->reason, sizeof out->reason, "malformed request admitted unchanged: %s", buf);
         goto cleanup;
     }
@@ -148,6 +140,7 @@ void admit_mutate(const struct admit_env *env, const char *body, size_t len,
                   (!req.resource[0] || !strcmp(req.resource, "pods"));
     if (!is_pod || req.sub_resource[0] || strcmp(req.operation, "CREATE") != 0) {
         answer(out, &resp); /* UPDATE, DELETE, subresources, other kinds: unchanged */
+        out->outcome = WEBHOOK_UNCHANGED;
         goto cleanup;
     }
     if (!req.object) {
@@ -155,6 +148,7 @@ void admit_mutate(const struct admit_env *env, const char *body, size_t len,
                            "meshmetric: the CREATE request carries no object; pod admitted "
                            "without the metrics patch");
         out->log = ADMIT_LOG_WARN;
+        out->outcome = WEBHOOK_ERROR;
         snprintf(out->reason, sizeof out->reason, "CREATE without an object");
         goto cleanup;
     }
@@ -169,6 +163,7 @@ void admit_mutate(const struct admit_env *env, const char *body, size_t len,
         if (env->metrics)
             webmetrics_engine_error(env->metrics);
         out->log = ADMIT_LOG_ERROR;
+        out->outcome = WEBHOOK_ERROR;
         snprintf(out->reason, sizeof out->reason, "engine failed, pod admitted unchanged: %s", buf);
         goto cleanup;
     }
@@ -176,6 +171,9 @@ void admit_mutate(const struct admit_env *env, const char *body, size_t len,
     resp.warnings = &res.warnings;
     answer(out, &resp);
     out->patched = json_array_size(res.patch) > 0;
+    out->outcome = out->patched       ? WEBHOOK_PATCHED
+                   : res.warnings.len ? WEBHOOK_WARNED
+                                      : WEBHOOK_UNCHANGED;
     if (env->metrics) {
         if (out->patched && !req.dry_run)
             webmetrics_patch(env->metrics);
@@ -191,8 +189,10 @@ void admit_mutate(const struct admit_env *env, const char *body, size_t len,
     if (replayable)
         replay_put(env->replay, snap, body, len, uid_off, uid_len, out, res.warnings.len);
 cleanup:
+    if (out->status != 200)
+        out->outcome = WEBHOOK_ERROR;
+    engine_result_cleanup(&res); /* before the view: the result may borrow from it */
     view_unref(snap);
-    engine_result_cleanup(&res);
     admission_request_cleanup(&req);
 }
 
@@ -223,6 +223,7 @@ void admit_validate(const struct admit_env *env, const char *body, size_t len,
         resp.message = mm_error_str(&err, buf, sizeof buf);
         answer(out, &resp);
         out->log = ADMIT_LOG_WARN;
+        out->outcome = WEBHOOK_ERROR;
         snprintf(out->reason, sizeof out->reason, "malformed request denied: %s", buf);
         goto cleanup;
     }
@@ -231,6 +232,7 @@ void admit_validate(const struct admit_env *env, const char *body, size_t len,
     bool checks = !strcmp(req.operation, "CREATE") || !strcmp(req.operation, "UPDATE");
     if (!checks || (!is_mm && !is_mesh) || req.sub_resource[0]) {
         answer(out, &resp); /* DELETE, CONNECT, status updates, other kinds */
+        out->outcome = WEBHOOK_ALLOWED;
         goto cleanup;
     }
     if (!req.object) {
@@ -240,6 +242,7 @@ void admit_validate(const struct admit_env *env, const char *body, size_t len,
         resp.message = "the request carries no object to validate";
         answer(out, &resp);
         out->log = ADMIT_LOG_WARN;
+        out->outcome = WEBHOOK_ERROR;
         snprintf(out->reason, sizeof out->reason, "%s without an object", req.operation);
         goto cleanup;
     }
@@ -256,16 +259,20 @@ void admit_validate(const struct admit_env *env, const char *body, size_t len,
         resp.causes = &errs;
         answer(out, &resp);
         out->log = ADMIT_LOG_INFO;
+        out->outcome = WEBHOOK_DENIED;
         snprintf(out->reason, sizeof out->reason, "denied: %s", message);
         free(message);
         if (env->metrics)
             webmetrics_denial(env->metrics, req.kind);
     } else {
         answer(out, &resp);
+        out->outcome = warns.len ? WEBHOOK_WARNED : WEBHOOK_ALLOWED;
     }
     if (env->metrics && warns.len)
         webmetrics_warnings(env->metrics, WEBHOOK_EP_VALIDATE, warns.len);
 cleanup:
+    if (out->status != 200)
+        out->outcome = WEBHOOK_ERROR;
     json_decref(copy);
     violations_cleanup(&errs);
     violations_cleanup(&warns);

@@ -2,7 +2,7 @@
  * What the webhook answers to one admission body, independent of HTTP:
  * /mutate (pods: the engine's JSON Patch, never a denial) and /validate
  * (MeshMetric and Mesh: Kuma's validation, 422 Invalid on violations).
- * The HTTP glue (webhook.c) only checks method, path, type and size.
+ * The HTTP layer (http.c) checks method, path, type and size first.
  */
 #ifndef MM_SERVER_ADMIT_H
 #define MM_SERVER_ADMIT_H
@@ -41,6 +41,7 @@ struct admit_reply {
     char object[300];  /* "<kind> <namespace>/<name>" when known */
     bool patched;      /* a non-empty patch was returned */
     bool dry_run;
+    enum webhook_outcome outcome; /* for meshmetric_webhook_admissions_total */
 };
 
 void admit_reply_init(struct admit_reply *r);
@@ -53,8 +54,5 @@ void admit_mutate(const struct admit_env *env, const char *body, size_t len,
 /* Answer a /validate body (borrowed). Always fills out. */
 void admit_validate(const struct admit_env *env, const char *body, size_t len,
                     struct admit_reply *out);
-
-/* {"error": error, "field": field} as compact JSON (field omitted when NULL/""). Caller frees. */
-char *admit_error_body(const char *error, const char *field);
 
 #endif

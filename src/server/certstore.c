@@ -20,20 +20,15 @@
 #define MAX_CHAIN 8
 #define MAX_PEM_FILE (1u << 20)
 
-/* One immutable set of credentials. */
 static enum mm_status watch_tick(void *ctx, struct mm_error *err);
 static void watch_failed(void *ctx, const char *error);
 
-struct creds {
+/* One immutable set of credentials. */
+struct cert_creds {
     atomic_int refs;
     gnutls_pcert_st pcerts[MAX_CHAIN];
     unsigned n_pcerts;
     gnutls_privkey_t key;
-};
-
-/* What a connection remembers: the credentials its handshake used. */
-struct conn_ctx {
-    struct creds *creds;
 };
 
 /* stat() facts of both files; any change triggers a content check. */
@@ -51,7 +46,7 @@ struct cert_store {
     char *key_path;
 
     pthread_mutex_t lock; /* guards current, serial */
-    struct creds *current;
+    struct cert_creds *current;
     char serial[80];
     atomic_llong not_after;
 
@@ -61,19 +56,13 @@ struct cert_store {
     uint8_t hash[32];
     bool have_hash;
 
-    pthread_mutex_t orphan_lock; /* credentials handed to sessions we cannot track */
-    struct creds **orphans;
-    size_t n_orphans;
-
     atomic_ullong reloads_ok;
     atomic_ullong reloads_failed;
 
     struct poller watcher;
 };
 
-static _Atomic(struct cert_store *) g_store = NULL;
-
-static void creds_unref(struct creds *c)
+void cert_creds_release(struct cert_creds *c)
 {
     if (!c || atomic_fetch_sub(&c->refs, 1) != 1)
         return;
@@ -91,7 +80,6 @@ struct cert_store *cert_store_create(const char *cert_path, const char *key_path
     s->key_path = xstrdup(key_path);
     pthread_mutex_init(&s->lock, NULL);
     pthread_mutex_init(&s->reload_lock, NULL);
-    pthread_mutex_init(&s->orphan_lock, NULL);
     poller_init(&s->watcher, watch_tick, watch_failed, s);
     atomic_init(&s->not_after, 0);
     atomic_init(&s->reloads_ok, 0);
@@ -104,15 +92,9 @@ void cert_store_free(struct cert_store *s)
     if (!s)
         return;
     cert_store_watch_stop(s);
-    struct cert_store *expected = s;
-    atomic_compare_exchange_strong(&g_store, &expected, NULL);
-    creds_unref(s->current);
-    for (size_t i = 0; i < s->n_orphans; i++)
-        creds_unref(s->orphans[i]);
-    free(s->orphans);
+    cert_creds_release(s->current);
     pthread_mutex_destroy(&s->lock);
     pthread_mutex_destroy(&s->reload_lock);
-    pthread_mutex_destroy(&s->orphan_lock);
     poller_cleanup(&s->watcher);
     free(s->cert_path);
     free(s->key_path);
@@ -149,9 +131,9 @@ static bool same_fingerprint(const struct fingerprint *a, const struct fingerpri
 
 /* GnuTLS credentials from PEM buffers. */
 static enum mm_status import_creds(const char *cert, size_t cert_len, const char *key,
-                                   size_t key_len, struct creds **out, struct mm_error *err)
+                                   size_t key_len, struct cert_creds **out, struct mm_error *err)
 {
-    struct creds *c = xcalloc(1, sizeof *c);
+    struct cert_creds *c = xcalloc(1, sizeof *c);
     atomic_init(&c->refs, 1);
     gnutls_datum_t cd = {(unsigned char *)(uintptr_t)cert, (unsigned)cert_len};
     gnutls_datum_t kd = {(unsigned char *)(uintptr_t)key, (unsigned)key_len};
@@ -165,7 +147,7 @@ static enum mm_status import_creds(const char *cert, size_t cert_len, const char
     c->n_pcerts = n;
     if ((rc = gnutls_privkey_init(&c->key)) < 0 ||
         (rc = gnutls_privkey_import_x509_raw(c->key, &kd, GNUTLS_X509_FMT_PEM, NULL, 0)) < 0) {
-        creds_unref(c);
+        cert_creds_release(c);
         return mm_error_set(err, MM_ERR_TLS, "tls.key", "GnuTLS cannot import the key: %s",
                             gnutls_strerror(rc));
     }
@@ -178,7 +160,7 @@ enum mm_status cert_store_reload(struct cert_store *s, struct mm_error *err)
     enum mm_status st = MM_OK;
     char *cert = NULL, *key = NULL;
     size_t cert_len = 0, key_len = 0;
-    struct creds *fresh = NULL, *old = NULL;
+    struct cert_creds *fresh = NULL, *old = NULL;
     struct tls_cert_info info;
     struct fingerprint fp;
 
@@ -222,7 +204,7 @@ enum mm_status cert_store_reload(struct cert_store *s, struct mm_error *err)
     memcpy(s->hash, hash, sizeof hash);
     s->have_hash = true;
     bool replaced = old != NULL;
-    creds_unref(old); /* connections that used it hold their own references */
+    cert_creds_release(old); /* connections that used it hold their own references */
     atomic_fetch_add(&s->reloads_ok, 1);
 
     char not_after[32], days[32];
@@ -298,62 +280,23 @@ void cert_store_reload_counts(const struct cert_store *cs, uint64_t *ok, uint64_
     *failed = atomic_load(&s->reloads_failed);
 }
 
-void cert_store_install(struct cert_store *store)
+struct cert_creds *cert_store_acquire(struct cert_store *s)
 {
-    atomic_store(&g_store, store);
-}
-
-int cert_store_retrieve(gnutls_session_t session, const gnutls_datum_t *req_ca_rdn, int nreqs,
-                        const gnutls_pk_algorithm_t *pk_algos, int pk_algos_length,
-                        gnutls_pcert_st **pcert, unsigned int *pcert_length,
-                        gnutls_privkey_t *privkey)
-{
-    (void)req_ca_rdn;
-    (void)nreqs;
-    (void)pk_algos;
-    (void)pk_algos_length;
-    struct cert_store *s = atomic_load(&g_store);
-    if (!s)
-        return -1;
     pthread_mutex_lock(&s->lock);
-    struct creds *c = s->current;
+    struct cert_creds *c = s->current;
     if (c)
         atomic_fetch_add(&c->refs, 1);
     pthread_mutex_unlock(&s->lock);
-    if (!c)
-        return -1; /* no certificate yet: the handshake fails */
-
-    struct conn_ctx *ctx = gnutls_session_get_ptr(session);
-    if (ctx) {
-        struct creds *old = ctx->creds;
-        ctx->creds = c;
-        creds_unref(old);
-    } else {
-        /* Not tracked (no connection notification): keep it until the store goes. */
-        pthread_mutex_lock(&s->orphan_lock);
-        s->orphans = xrealloc(s->orphans, (s->n_orphans + 1) * sizeof *s->orphans);
-        s->orphans[s->n_orphans++] = c;
-        pthread_mutex_unlock(&s->orphan_lock);
-    }
-    *pcert = c->pcerts;
-    *pcert_length = c->n_pcerts;
-    *privkey = c->key;
-    return 0;
+    return c;
 }
 
-void *cert_store_conn_start(gnutls_session_t session)
+void cert_creds_get(const struct cert_creds *c, gnutls_pcert_st **pcert, unsigned int *pcert_length,
+                    gnutls_privkey_t *privkey)
 {
-    struct conn_ctx *ctx = xcalloc(1, sizeof *ctx);
-    if (session)
-        gnutls_session_set_ptr(session, ctx);
-    return ctx;
-}
-
-void cert_store_conn_end(void *conn_ctx)
-{
-    struct conn_ctx *ctx = conn_ctx;
-    if (!ctx)
-        return;
-    creds_unref(ctx->creds);
-    free(ctx);
+    /* GnuTLS takes non-const pointers but never writes through them (the
+     * retrieve callback's contract: the caller keeps ownership). */
+    struct cert_creds *m = (struct cert_creds *)(uintptr_t)c;
+    *pcert = m->pcerts;
+    *pcert_length = m->n_pcerts;
+    *privkey = m->key;
 }

@@ -1,7 +1,8 @@
 /*
- * The webhook's serving certificate, reloaded from files without a restart
+ * A server's serving certificate, reloaded from files without a restart
  * (Secret rotation) and served to each TLS handshake through GnuTLS's
- * certificate retrieve callback (MHD_OPTION_HTTPS_CERT_CALLBACK).
+ * certificate retrieve callback, which server/http.c installs
+ * (MHD_OPTION_HTTPS_CERT_CALLBACK) and answers from cert_store_acquire.
  *
  * Credentials are immutable and reference-counted: a handshake takes a
  * reference that its connection keeps until it closes, so replaced
@@ -27,8 +28,8 @@ struct cert_store *cert_store_create(const char *cert_path, const char *key_path
 
 /*
  * Stop the watcher and free the store. Credentials still referenced by open
- * connections are freed when the last connection releases them, so call this
- * after the HTTP daemon is stopped. NULL is a no-op.
+ * connections are freed when the last connection releases them; stop the
+ * servers that use the store first. NULL is a no-op.
  */
 void cert_store_free(struct cert_store *store);
 
@@ -55,26 +56,25 @@ void cert_store_serial(const struct cert_store *store, char *buf, size_t len);
 void cert_store_reload_counts(const struct cert_store *store, uint64_t *ok, uint64_t *failed);
 
 /*
- * The store GnuTLS's callback serves from. The callback has no user-data
- * argument, so this is the one process-wide pointer of the module; set it
- * before starting the daemon and clear it (NULL) after stopping it.
+ * One immutable set of serving credentials (chain and key), reference-counted.
+ * The HTTP layer takes a reference for each TLS handshake from GnuTLS's
+ * certificate callback and keeps it until the connection closes, so a reload
+ * never frees credentials a handshake may still use.
  */
-void cert_store_install(struct cert_store *store);
+struct cert_creds;
 
-/* The gnutls_certificate_retrieve_function2 to pass as MHD_OPTION_HTTPS_CERT_CALLBACK. */
-int cert_store_retrieve(gnutls_session_t session, const gnutls_datum_t *req_ca_rdn, int nreqs,
-                        const gnutls_pk_algorithm_t *pk_algos, int pk_algos_length,
-                        gnutls_pcert_st **pcert, unsigned int *pcert_length,
-                        gnutls_privkey_t *privkey);
+/* A new reference to the credentials in use; NULL before the first successful load. */
+struct cert_creds *cert_store_acquire(struct cert_store *store);
+
+/* Drop a reference from cert_store_acquire. NULL is a no-op. Any thread. */
+void cert_creds_release(struct cert_creds *creds);
 
 /*
- * Per-connection bookkeeping, from MHD's connection notifications:
- * cert_store_conn_start when a connection starts (gets its TLS session,
- * returns the context to keep in socket_context), cert_store_conn_end when
- * it closes (releases the credentials its handshake used). The context never
- * touches the session after start, so the order of MHD's teardown does not matter.
+ * The chain and key of creds in the shape GnuTLS's retrieve callback
+ * (gnutls_certificate_retrieve_function2) returns them. Borrowed: valid while
+ * the caller holds its reference.
  */
-void *cert_store_conn_start(gnutls_session_t session);
-void cert_store_conn_end(void *conn_ctx);
+void cert_creds_get(const struct cert_creds *creds, gnutls_pcert_st **pcert,
+                    unsigned int *pcert_length, gnutls_privkey_t *privkey);
 
 #endif

@@ -1,6 +1,8 @@
 /*
  * The webhook's own Prometheus metrics: lock-free counters updated on the
- * request path and rendered in the text exposition format (version 0.0.4).
+ * admission path and rendered in the text exposition format (version 0.0.4).
+ * The HTTP accounting (requests by endpoint and code, connections) is the
+ * HTTP layer's (http_server_render); the process metrics are procmetrics'.
  */
 #ifndef MM_SERVER_WEBMETRICS_H
 #define MM_SERVER_WEBMETRICS_H
@@ -11,30 +13,42 @@
 
 #include "util/strbuf.h"
 
-enum webhook_endpoint {
-    WEBHOOK_EP_MUTATE = 0,
-    WEBHOOK_EP_VALIDATE,
-    WEBHOOK_EP_HEALTHZ,
-    WEBHOOK_EP_READYZ,
-    WEBHOOK_EP_METRICS,
-    WEBHOOK_EP_OTHER,
-    WEBHOOK_EP_COUNT
-};
+/* The admission endpoints. */
+enum webhook_endpoint { WEBHOOK_EP_MUTATE = 0, WEBHOOK_EP_VALIDATE, WEBHOOK_EP_COUNT };
 
-/* "mutate", "validate", "healthz", "readyz", "metrics", "other". */
+/* "mutate", "validate". */
 const char *webhook_endpoint_name(enum webhook_endpoint ep);
 
-#define WEBMETRICS_CODES 10   /* 200 400 404 405 408 413 415 500 503 other */
+/*
+ * What an admission came to (meshmetric_webhook_admissions_total{outcome}).
+ * /mutate: patched, unchanged (no patch, no warning), warned (no patch but
+ * warnings), error (not an AdmissionReview, or a pod admitted unchanged
+ * because it could not be processed). /validate: allowed, warned (allowed
+ * with warnings), denied, error (not an AdmissionReview, or malformed).
+ */
+enum webhook_outcome {
+    WEBHOOK_PATCHED = 0,
+    WEBHOOK_UNCHANGED,
+    WEBHOOK_WARNED,
+    WEBHOOK_DENIED,
+    WEBHOOK_ALLOWED,
+    WEBHOOK_ERROR,
+    WEBHOOK_OUTCOME_COUNT
+};
+
+/* "patched", "unchanged", "warned", "denied", "allowed", "error". */
+const char *webhook_outcome_name(enum webhook_outcome o);
+
 #define WEBMETRICS_BUCKETS 14 /* latency buckets, +Inf excluded */
 #define WEBMETRICS_KINDS 3    /* MeshMetric, Mesh, other */
 
 struct webmetrics {
-    atomic_ullong requests[WEBHOOK_EP_COUNT][WEBMETRICS_CODES];
-    atomic_ullong latency_bucket[2][WEBMETRICS_BUCKETS + 1]; /* mutate, validate; non-cumulative */
-    atomic_ullong latency_sum_ns[2];
+    atomic_ullong latency_bucket[WEBHOOK_EP_COUNT][WEBMETRICS_BUCKETS + 1]; /* non-cumulative */
+    atomic_ullong latency_sum_ns[WEBHOOK_EP_COUNT];
+    atomic_ullong admissions[WEBHOOK_EP_COUNT][WEBHOOK_OUTCOME_COUNT];
     atomic_ullong patches;
     atomic_ullong denials[WEBMETRICS_KINDS];
-    atomic_ullong warnings[2];
+    atomic_ullong warnings[WEBHOOK_EP_COUNT];
     atomic_ullong engine_errors;
 };
 
@@ -43,16 +57,19 @@ struct webmetrics_gauges {
     int64_t cert_not_after; /* unix seconds, 0 = none loaded */
     uint64_t cert_reloads_ok, cert_reloads_failed;
     long policies_meshmetric, policies_mesh, namespaces, services; /* -1 = unknown */
-    long policies_rejected; /* invalid policies left out of the view */
+    long policies_rejected;   /* invalid policies left out of the view */
+    bool have_policy_reloads; /* the policy source reports its reloads */
+    uint64_t policy_reloads_ok, policy_reloads_failed;
+    int64_t policy_last_ok; /* unix seconds of the last successful reload, 0 = none */
     bool ready;
-    unsigned connections;
-    unsigned in_flight;
 };
 
 void webmetrics_init(struct webmetrics *m);
-/* Count one answered request; seconds feeds the histogram for mutate and validate. */
-void webmetrics_request(struct webmetrics *m, enum webhook_endpoint ep, unsigned code,
-                        double seconds);
+/* One answered request of ep (any status) for the latency histogram. */
+void webmetrics_observe(struct webmetrics *m, enum webhook_endpoint ep, double seconds);
+/* One admission answered by the admission logic, with its outcome. */
+void webmetrics_admission(struct webmetrics *m, enum webhook_endpoint ep,
+                          enum webhook_outcome outcome);
 void webmetrics_patch(struct webmetrics *m);
 /* kind: "MeshMetric", "Mesh", anything else counts as other. */
 void webmetrics_denial(struct webmetrics *m, const char *kind);

@@ -34,7 +34,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 start_server() {
     [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null
     PORT=$(free_port)
-    "$BIN" serve --webhook-addr "127.0.0.1:$PORT" \
+    "$BIN" serve --webhook-addr "127.0.0.1:$PORT" --metrics-addr "" \
         --tls-cert-file "$TMP/certs/tls.crt" --tls-key-file "$TMP/certs/tls.key" \
         --policies-dir "$1" --system-namespace "$2" --log-level warn >"$TMP/serve.log" 2>&1 &
     SERVER_PID=$!

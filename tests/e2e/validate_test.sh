@@ -174,7 +174,7 @@ url=https://$host:$port
 tls=(--cacert "$tmp/certs/ca.crt" --resolve "$host:$port:127.0.0.1")
 "$bin" certs --service $svc --namespace $ns --out "$tmp/certs" >/dev/null 2>&1
 mkdir -p "$tmp/policies"
-"$bin" serve --webhook-addr "127.0.0.1:$port" --tls-cert-file "$tmp/certs/tls.crt" --tls-key-file "$tmp/certs/tls.key" \
+"$bin" serve --webhook-addr "127.0.0.1:$port" --metrics-addr "" --tls-cert-file "$tmp/certs/tls.crt" --tls-key-file "$tmp/certs/tls.key" \
     --policies-dir "$tmp/policies" --reload-interval-ms 200 2>"$tmp/serve.log" &
 server_pid=$!
 for _ in $(seq 100); do

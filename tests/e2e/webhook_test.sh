@@ -3,7 +3,9 @@
 # certificate verification: certificates from the binary's own `certs`,
 # curl with --cacert against the Service name, patches applied with
 # kubectl's json-patch (kubectl patch --local), policy reload, bad input,
-# certificate rotation under load, graceful shutdown.
+# certificate rotation under load, graceful shutdown, the plain-HTTP
+# health/metrics listener (--metrics-addr) and the Prometheus text
+# (checked with promtool when it is installed).
 #
 # Usage: tests/e2e/webhook_test.sh BUILD_DIR
 # Prints "N passed, M failed" last; exits non-zero on any failure.
@@ -54,7 +56,9 @@ trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 PORT=$(free_port)
+MPORT=$(free_port)
 URL=https://$HOST:$PORT
+PLAIN=http://127.0.0.1:$MPORT
 TLS=(--cacert "$TMP/certs/ca.crt" --resolve "$HOST:$PORT:127.0.0.1")
 CT=(-H 'Content-Type: application/json')
 
@@ -105,7 +109,7 @@ POL=$TMP/policies
 mkdir -p "$POL" "$TMP/home"
 cp "$DATA/policies/"*.yaml "$POL/"
 start_server() {
-    "$BIN" serve --webhook-addr "127.0.0.1:$PORT" \
+    "$BIN" serve --webhook-addr "127.0.0.1:$PORT" --metrics-addr "127.0.0.1:$MPORT" \
         --tls-cert-file "$SECRET/tls.crt" --tls-key-file "$SECRET/tls.key" \
         --policies-dir "$POL" --default-tls-secret metrics-tls \
         --reload-interval-ms 200 --shutdown-timeout 20 "$@" 2>>"$TMP/serve.log" &
@@ -281,6 +285,46 @@ contains "build info" "$(cat "$TMP/metrics")" 'meshmetric_build_info{version='
 EXP=$(date -d "$(openssl x509 -in "$TMP/certs/tls.crt" -noout -enddate | cut -d= -f2)" +%s)
 check "certificate expiry gauge" "$(awk '$1=="meshmetric_webhook_certificate_expiry_timestamp_seconds"{print $2}' "$TMP/metrics")" "$EXP"
 
+metric() { awk -v k="$1" '$1==k{print $2}' "$TMP/metrics"; }
+curl -sS "${TLS[@]}" "$URL/metrics" >"$TMP/metrics"
+check "admissions by outcome: patched" "$([ "$(metric 'meshmetric_webhook_admissions_total{endpoint="mutate",outcome="patched"}')" -ge 5 ] && echo yes)" "yes"
+check "admissions by outcome: mutate errors (broken pods, non-reviews)" "$([ "$(metric 'meshmetric_webhook_admissions_total{endpoint="mutate",outcome="error"}')" -ge 3 ] && echo yes)" "yes"
+check "admissions by outcome: denied" "$(metric 'meshmetric_webhook_admissions_total{endpoint="validate",outcome="denied"}')" "1"
+check "admissions by outcome: allowed" "$(metric 'meshmetric_webhook_admissions_total{endpoint="validate",outcome="allowed"}')" "3"
+check "policy reloads counted" "$(metric 'meshmetric_policy_reloads_total{result="success"}')" "1"
+LAST=$(metric meshmetric_policy_last_reload_success_timestamp_seconds)
+check "last successful policy reload is recent" "$([ "${LAST:-0}" -gt $(($(date +%s) - 600)) ] && [ "${LAST:-0}" -le "$(date +%s)" ] && echo yes)" "yes"
+check "certificate reloads counted" "$(metric 'meshmetric_webhook_certificate_reloads_total{result="success"}')" "1"
+for m in process_cpu_seconds_total process_resident_memory_bytes process_virtual_memory_bytes \
+    process_open_fds process_max_fds process_start_time_seconds; do
+    contains "$m exported" "$(grep "^# TYPE $m " "$TMP/metrics")" "# TYPE $m"
+done
+check "process_max_fds is the open-file limit" "$(metric process_max_fds)" "$(awk '/^Max open files/{print $4}' "/proc/$SERVER_PID/limits")"
+contains "connections closed by reason" "$(cat "$TMP/metrics")" 'meshmetric_webhook_connections_closed_total{reason="header_timeout"}'
+if command -v promtool >/dev/null; then
+    promtool check metrics <"$TMP/metrics" >"$TMP/promtool.out" 2>&1
+    check "promtool check metrics accepts /metrics" "$?" "0"
+    [ -s "$TMP/promtool.out" ] && sed 's/^/#   promtool: /' "$TMP/promtool.out" | head -n 5
+else
+    echo "# promtool not installed: the exposition format is not linted (Debian: prometheus)"
+fi
+
+# ---------------------------------------------------------------- plain-HTTP listener
+echo "# plain-HTTP listener (--metrics-addr)"
+check "plain /healthz" "$(curl -sS "$PLAIN/healthz")" "ok"
+check "plain /readyz" "$(curl -sS "$PLAIN/readyz")" "ok"
+contains "plain /readyz?verbose" "$(curl -sS "$PLAIN/readyz?verbose")" "readyz check passed"
+check "plain HEAD /healthz" "$(curl -sS -o /dev/null -w '%{http_code}' -I "$PLAIN/healthz")" "200"
+curl -sS "$PLAIN/metrics" >"$TMP/plain-metrics"
+contains "plain /metrics has the webhook's families" "$(cat "$TMP/plain-metrics")" 'meshmetric_webhook_requests_total{endpoint="mutate",code="200"}'
+contains "plain /metrics counts its own requests" "$(cat "$TMP/plain-metrics")" 'meshmetric_metrics_listener_requests_total{endpoint="healthz",code="200"} 2'
+contains "plain /metrics has the process metrics" "$(cat "$TMP/plain-metrics")" "process_resident_memory_bytes"
+check "plain port does not serve /mutate (404)" "$(curl -sS -o "$TMP/out" -w '%{http_code}' "${CT[@]}" --data-binary @"$FIXTURE" "$PLAIN/mutate")" "404"
+contains "plain 404 JSON body" "$(cat "$TMP/out")" '"field":"path"'
+check "plain POST /metrics is 405" "$(curl -sS -o /dev/null -D "$TMP/hdr" -w '%{http_code}' -X POST -d x "$PLAIN/metrics")" "405"
+contains "plain 405 carries Allow: GET, HEAD" "$(tr -d '\r' <"$TMP/hdr")" "Allow: GET, HEAD"
+check "plain port speaks no TLS" "$(curl -s -o /dev/null -w '%{http_code}' "${TLS[@]}" "https://127.0.0.1:$MPORT/healthz" 2>/dev/null || true)" "000"
+
 # ---------------------------------------------------------------- policy reload
 echo "# policy reload"
 first_port() { post /mutate "$FIXTURE" >/dev/null; $H patch "$TMP/out" 2>/dev/null | python3 -c 'import json,sys; p=json.load(sys.stdin); print([o["value"] for o in p if o["path"].endswith("/ports")][0][0]["containerPort"])' 2>/dev/null; }
@@ -361,13 +405,15 @@ sleep 0.5
 curl -sS -o /dev/null --connect-timeout 2 "${TLS[@]}" "$URL/healthz" 2>/dev/null
 RC=$?
 check "new connections refused while draining (curl exit 7)" "$RC" "7"
+check "plain /readyz is 503 while draining" "$(curl -s -o /dev/null -w '%{http_code}' "$PLAIN/readyz")" "503"
+check "plain /healthz still 200 while draining" "$(curl -s -o /dev/null -w '%{http_code}' "$PLAIN/healthz")" "200"
 wait $SLOW
 check "in-flight request answered" "$(cat "$TMP/slow.code")" "200"
 check "in-flight request has its uid" "$($H jget "$TMP/slow.out" 'd["response"]["uid"]')" "$($H jget "$FIXTURE" 'd["request"]["uid"]')"
 wait "$SERVER_PID"
 check "server exits 0 after SIGTERM" "$?" "0"
 SERVER_PID=
-contains "shutdown logged" "$(tail -n 3 "$TMP/serve.log")" '"abandoned_requests":"0"'
+contains "shutdown logged" "$(grep '"server stopped","server":"webhook"' "$TMP/serve.log")" '"abandoned_requests":"0"'
 
 echo "$PASS passed, $FAIL failed"
 [ "$FAIL" -eq 0 ]

@@ -18,7 +18,9 @@
 #include "core/admission.h"
 #include "server/admit.h"
 #include "server/certstore.h"
+#include "server/http.h"
 #include "server/replay.h"
+#include "server/webhook.h"
 #include "server/webmetrics.h"
 #include "tls/tls.h"
 #include "util/base64.h"
@@ -130,6 +132,7 @@ static void test_mutate_patch(void **state)
     admit_mutate(&e, body, strlen(body), &r);
     assert_int_equal(r.status, 200);
     assert_true(r.patched);
+    assert_int_equal(r.outcome, WEBHOOK_PATCHED);
     assert_string_equal(r.uid, "u-1");
     assert_string_equal(r.object, "Pod shop/web-");
     json_t *j = reply_json(&r);
@@ -163,6 +166,7 @@ static void test_mutate_replay(void **state)
     admit_mutate(&e, b2, strlen(b2), &again);
     assert_int_equal(again.status, 200);
     assert_true(again.patched);
+    assert_int_equal(again.outcome, WEBHOOK_PATCHED); /* replayed: the same outcome */
     assert_string_equal(again.uid, "22222222-bbbb");
     assert_string_equal(again.object, first.object);
     json_t *j1 = reply_json(&first), *j2 = reply_json(&again);
@@ -178,6 +182,10 @@ static void test_mutate_replay(void **state)
     assert_int_equal(other.status, 200);
     assert_false(other.patched);
     json_t *j3 = reply_json(&other);
+    assert_int_equal(other.outcome,
+                     json_array_size(json_object_get(json_object_get(j3, "response"), "warnings"))
+                         ? WEBHOOK_WARNED
+                         : WEBHOOK_UNCHANGED);
     assert_null(resp_str(j3, "patch"));
     assert_string_equal(resp_str(j3, "uid"), "33333333-cccc");
     view_unref(g_snap);
@@ -223,6 +231,7 @@ static void test_mutate_passes(void **state)
         assert_int_equal(r.status, 200);
         if (r.patched != c->want_patch)
             fail_msg("%s: patched=%d", c->name, r.patched);
+        assert_int_equal(r.outcome, c->want_patch ? WEBHOOK_PATCHED : WEBHOOK_UNCHANGED);
         assert_int_equal(r.dry_run, c->dry_run);
         json_t *j = reply_json(&r);
         assert_string_equal(resp_str(j, "uid"), "u-2");
@@ -282,6 +291,8 @@ static void test_mutate_bad_input(void **state)
         if (r.status != c->status)
             fail_msg("%s: status %u", c->name, r.status);
         assert_int_not_equal(r.log, ADMIT_LOG_NONE);
+        if (r.outcome != WEBHOOK_ERROR)
+            fail_msg("%s: outcome %s, want error", c->name, webhook_outcome_name(r.outcome));
         json_t *j = reply_json(&r);
         if (c->status == 400) {
             assert_non_null(json_string_value(json_object_get(j, "error")));
@@ -313,6 +324,7 @@ static void test_validate(void **state)
     unsigned long long before = atomic_load(&g_metrics.denials[0]);
     admit_validate(&e, body, strlen(body), &r);
     assert_int_equal(r.status, 200);
+    assert_int_equal(r.outcome, WEBHOOK_DENIED);
     json_t *j = reply_json(&r);
     json_t *resp = json_object_get(j, "response");
     assert_false(json_is_true(json_object_get(resp, "allowed")));
@@ -335,6 +347,7 @@ static void test_validate(void **state)
     for (size_t i = 0; i < 3; i++) {
         body = review("v-2", ops[i][0], ops[i][1], ops[i][2], false);
         admit_validate(&e, body, strlen(body), &r);
+        assert_true(r.outcome == WEBHOOK_ALLOWED || r.outcome == WEBHOOK_WARNED);
         j = reply_json(&r);
         assert_true(json_is_true(json_object_get(json_object_get(j, "response"), "allowed")));
         json_decref(j);
@@ -345,6 +358,7 @@ static void test_validate(void **state)
     /* CREATE without an object: denied 400, uid echoed. */
     body = review("v-3", "CREATE", "MeshMetric", NULL, false);
     admit_validate(&e, body, strlen(body), &r);
+    assert_int_equal(r.outcome, WEBHOOK_ERROR);
     j = reply_json(&r);
     assert_string_equal(resp_str(j, "uid"), "v-3");
     assert_int_equal(json_integer_value(json_object_get(
@@ -357,6 +371,7 @@ static void test_validate(void **state)
     /* Not a review at all: a 400 with a JSON body. */
     admit_validate(&e, "nope", 4, &r);
     assert_int_equal(r.status, 400);
+    assert_int_equal(r.outcome, WEBHOOK_ERROR);
     admit_reply_cleanup(&r);
 }
 
@@ -372,12 +387,12 @@ static void test_error_body(void **state)
         {"quote \" and \\ ", "f", "{\"error\":\"quote \\\" and \\\\ \",\"field\":\"f\"}"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
-        char *s = admit_error_body(cases[i].error, cases[i].field);
+        char *s = http_error_body(cases[i].error, cases[i].field);
         assert_string_equal(s, cases[i].want);
         free(s);
     }
     /* Invalid UTF-8 still gives valid JSON. */
-    char *s = admit_error_body("\xff\xfe", "\xc3");
+    char *s = http_error_body("\xff\xfe", "\xc3");
     json_t *j = json_loads(s, 0, NULL);
     assert_non_null(j);
     json_decref(j);
@@ -389,11 +404,16 @@ static void test_metrics_text(void **state)
     (void)state;
     struct webmetrics m;
     webmetrics_init(&m);
-    webmetrics_request(&m, WEBHOOK_EP_MUTATE, 200, 0.0004);
-    webmetrics_request(&m, WEBHOOK_EP_MUTATE, 200, 0.003);
-    webmetrics_request(&m, WEBHOOK_EP_MUTATE, 415, 0.00001);
-    webmetrics_request(&m, WEBHOOK_EP_VALIDATE, 599, 100.0); /* unknown code, past every bucket */
-    webmetrics_request(&m, WEBHOOK_EP_HEALTHZ, 200, 0);
+    webmetrics_observe(&m, WEBHOOK_EP_MUTATE, 0.0004);
+    webmetrics_observe(&m, WEBHOOK_EP_MUTATE, 0.003);
+    webmetrics_observe(&m, WEBHOOK_EP_MUTATE, 0.00001);
+    webmetrics_observe(&m, WEBHOOK_EP_VALIDATE, 100.0); /* past every bucket */
+    webmetrics_observe(&m, WEBHOOK_EP_COUNT, 1.0);      /* not an admission endpoint: ignored */
+    webmetrics_admission(&m, WEBHOOK_EP_MUTATE, WEBHOOK_PATCHED);
+    webmetrics_admission(&m, WEBHOOK_EP_MUTATE, WEBHOOK_PATCHED);
+    webmetrics_admission(&m, WEBHOOK_EP_MUTATE, WEBHOOK_ERROR);
+    webmetrics_admission(&m, WEBHOOK_EP_VALIDATE, WEBHOOK_DENIED);
+    webmetrics_admission(&m, WEBHOOK_EP_VALIDATE, WEBHOOK_OUTCOME_COUNT); /* ignored */
     webmetrics_patch(&m);
     webmetrics_denial(&m, "Mesh");
     webmetrics_denial(&m, "Other");
@@ -402,18 +422,16 @@ static void test_metrics_text(void **state)
                                   .policies_mesh = 1,
                                   .namespaces = 0,
                                   .services = 2,
-                                  .ready = true,
-                                  .connections = 4,
-                                  .in_flight = 1};
+                                  .have_policy_reloads = true,
+                                  .policy_reloads_ok = 4,
+                                  .policy_reloads_failed = 1,
+                                  .policy_last_ok = 1700000000,
+                                  .ready = true};
     struct strbuf out;
     strbuf_init(&out, 1 << 20);
     assert_true(webmetrics_render(&m, &g, &out));
     const char *t = strbuf_str(&out);
     const char *want[] = {
-        "meshmetric_webhook_requests_total{endpoint=\"mutate\",code=\"200\"} 2\n",
-        "meshmetric_webhook_requests_total{endpoint=\"mutate\",code=\"415\"} 1\n",
-        "meshmetric_webhook_requests_total{endpoint=\"validate\",code=\"other\"} 1\n",
-        "meshmetric_webhook_requests_total{endpoint=\"healthz\",code=\"200\"} 1\n",
         "meshmetric_webhook_admission_duration_seconds_bucket{endpoint=\"mutate\",le=\"0.00025\"} "
         "1\n",
         "meshmetric_webhook_admission_duration_seconds_bucket{endpoint=\"mutate\",le=\"0.0005\"} "
@@ -427,20 +445,125 @@ static void test_metrics_text(void **state)
         "meshmetric_webhook_admission_duration_seconds_bucket{endpoint=\"validate\",le=\"5\"} 0\n",
         "meshmetric_webhook_admission_duration_seconds_bucket{endpoint=\"validate\",le=\"+Inf\"} "
         "1\n",
+        "# TYPE meshmetric_webhook_admissions_total counter\n",
+        "meshmetric_webhook_admissions_total{endpoint=\"mutate\",outcome=\"patched\"} 2\n",
+        "meshmetric_webhook_admissions_total{endpoint=\"mutate\",outcome=\"unchanged\"} 0\n",
+        "meshmetric_webhook_admissions_total{endpoint=\"mutate\",outcome=\"warned\"} 0\n",
+        "meshmetric_webhook_admissions_total{endpoint=\"mutate\",outcome=\"error\"} 1\n",
+        "meshmetric_webhook_admissions_total{endpoint=\"validate\",outcome=\"allowed\"} 0\n",
+        "meshmetric_webhook_admissions_total{endpoint=\"validate\",outcome=\"warned\"} 0\n",
+        "meshmetric_webhook_admissions_total{endpoint=\"validate\",outcome=\"denied\"} 1\n",
+        "meshmetric_webhook_admissions_total{endpoint=\"validate\",outcome=\"error\"} 0\n",
         "meshmetric_webhook_patches_total 1\n",
         "meshmetric_webhook_validation_denials_total{kind=\"Mesh\"} 1\n",
         "meshmetric_webhook_validation_denials_total{kind=\"other\"} 1\n",
         "meshmetric_webhook_certificate_expiry_timestamp_seconds 1893456000\n",
         "meshmetric_webhook_policy_objects{kind=\"Service\"} 2\n",
+        "# TYPE meshmetric_policy_reloads_total counter\n",
+        "meshmetric_policy_reloads_total{result=\"success\"} 4\n",
+        "meshmetric_policy_reloads_total{result=\"failure\"} 1\n",
+        "# TYPE meshmetric_policy_last_reload_success_timestamp_seconds gauge\n",
+        "meshmetric_policy_last_reload_success_timestamp_seconds 1700000000\n",
         "meshmetric_webhook_ready 1\n",
         "meshmetric_build_info{version=\"" MM_VERSION "\",component=\"webhook\"} 1\n",
     };
     for (size_t i = 0; i < sizeof want / sizeof *want; i++)
         if (!strstr(t, want[i]))
             fail_msg("metrics text lacks: %s", want[i]);
+    /* Outcomes an endpoint cannot have are not rendered. */
+    assert_null(strstr(t, "endpoint=\"mutate\",outcome=\"denied\""));
+    assert_null(strstr(t, "endpoint=\"validate\",outcome=\"patched\""));
     /* Every line is a comment or "name{labels} value". */
     assert_null(strstr(t, "\n\n"));
     strbuf_cleanup(&out);
+
+    /* Without a reload-stats source the policy reload families are left out. */
+    g.have_policy_reloads = false;
+    strbuf_init(&out, 1 << 20);
+    assert_true(webmetrics_render(&m, &g, &out));
+    assert_null(strstr(strbuf_str(&out), "meshmetric_policy_reloads_total"));
+    strbuf_cleanup(&out);
+}
+
+/* The webhook's /metrics text: its families, the policy source's reload figures and the
+ * extension point for the operator's own families. */
+static void reload_stats(void *ctx, uint64_t *ok, uint64_t *failed, int64_t *last_ok)
+{
+    (void)ctx;
+    *ok = 7;
+    *failed = 2;
+    *last_ok = 1700000123;
+}
+
+static bool extra(void *ctx, struct strbuf *out)
+{
+    int *calls = ctx;
+    (*calls)++;
+    return strbuf_puts(out, "# HELP mm_extra_total An extra family.\n"
+                            "# TYPE mm_extra_total counter\nmm_extra_total 42\n");
+}
+
+static bool extra_too_big(void *ctx, struct strbuf *out)
+{
+    (void)ctx;
+    return strbuf_printf(out, "%*s", (int)(out->limit - out->len + 1), "");
+}
+
+static void test_server_metrics(void **state)
+{
+    (void)state;
+    struct cert_store *certs = cert_store_create("/nonexistent/tls.crt", "/nonexistent/tls.key");
+    int calls = 0;
+    struct webhook_config wc = {
+        .addr = "127.0.0.1:0",
+        .engine = &g_engine,
+        .source = {fixed_acquire, fixed_ready, fixed_wait, NULL},
+        .certs = certs,
+        .reload_stats = reload_stats,
+        .render_extra = extra,
+        .render_extra_ctx = &calls,
+    };
+    struct webhook_server *s = webhook_server_create(&wc);
+    struct strbuf out;
+    strbuf_init(&out, 4u << 20);
+    assert_true(webhook_server_render_metrics(s, &out));
+    const char *t = strbuf_str(&out);
+    const char *want[] = {
+        "meshmetric_webhook_requests_total{endpoint=\"mutate\",code=\"200\"} 0\n",
+        "meshmetric_webhook_open_connections 0\n",
+        "meshmetric_webhook_connections_closed_total{reason=\"refused\"} 0\n",
+        "meshmetric_webhook_admissions_total{endpoint=\"validate\",outcome=\"denied\"} 0\n",
+        "meshmetric_policy_reloads_total{result=\"success\"} 7\n",
+        "meshmetric_policy_reloads_total{result=\"failure\"} 2\n",
+        "meshmetric_policy_last_reload_success_timestamp_seconds 1700000123\n",
+        "meshmetric_webhook_ready 0\n", /* no certificate */
+        "# TYPE process_cpu_seconds_total counter\n",
+        "# TYPE process_resident_memory_bytes gauge\n",
+        "mm_extra_total 42\n",
+    };
+    for (size_t i = 0; i < sizeof want / sizeof *want; i++)
+        if (!strstr(t, want[i]))
+            fail_msg("/metrics lacks [%s]", want[i]);
+    assert_null(strstr(t, "meshmetric_metrics_listener_")); /* no plain listener configured */
+    assert_int_equal(calls, 1);
+    /* Each family once: a "# TYPE" line per name. */
+    assert_null(strstr(strstr(t, "# TYPE meshmetric_webhook_requests_total") + 1,
+                       "# TYPE meshmetric_webhook_requests_total"));
+    strbuf_cleanup(&out);
+    webhook_server_free(s);
+
+    /* An extension that overflows the cap fails the render (the handler answers 500). */
+    wc.render_extra = extra_too_big;
+    wc.reload_stats = NULL;
+    wc.metrics_addr = "127.0.0.1:0";
+    s = webhook_server_create(&wc);
+    strbuf_init(&out, 1u << 20);
+    assert_false(webhook_server_render_metrics(s, &out));
+    assert_null(strstr(strbuf_str(&out), "meshmetric_policy_reloads_total"));
+    assert_non_null(strstr(strbuf_str(&out), "meshmetric_metrics_listener_requests_total"));
+    strbuf_cleanup(&out);
+    webhook_server_free(s);
+    cert_store_free(certs);
 }
 
 /* ---------------------------------------------------------------- certificate store */
@@ -507,10 +630,21 @@ static void test_cert_store_reload(void **state)
     assert_int_equal(ok, 2);
     assert_int_equal(failed, 3); /* missing files, mismatch, garbage */
 
-    /* A connection that took the credentials keeps them alive after a swap. */
-    void *conn = cert_store_conn_start(NULL);
-    cert_store_conn_end(conn);
+    /* A handshake's reference keeps the credentials alive after a swap and after the store. */
+    struct cert_creds *held = cert_store_acquire(s);
+    assert_non_null(held);
+    put(key, a.key);
+    put(crt, a.cert);
+    assert_int_equal(cert_store_reload(s, &err), MM_OK);
+    cert_store_serial(s, serial, sizeof serial);
+    assert_string_equal(serial, serial_a);
     cert_store_free(s);
+    gnutls_pcert_st *pc = NULL;
+    unsigned int npc = 0;
+    gnutls_privkey_t pk = NULL;
+    cert_creds_get(held, &pc, &npc, &pk);
+    assert_true(npc >= 1 && pc != NULL && pk != NULL);
+    cert_creds_release(held); /* the last reference: freed here (LeakSanitizer checks) */
 
     unlink(crt);
     unlink(key);
@@ -532,6 +666,7 @@ int main(void)
         cmocka_unit_test(test_mutate_passes),
         cmocka_unit_test(test_mutate_bad_input),  cmocka_unit_test(test_validate),
         cmocka_unit_test(test_error_body),        cmocka_unit_test(test_metrics_text),
+        cmocka_unit_test(test_server_metrics),
         cmocka_unit_test(test_cert_store_reload),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
