@@ -1,4 +1,5 @@
 #include "k8s/client.h"
+#include "k8s/liststream.h"
 
 #include <ctype.h>
 #include <curl/curl.h>
@@ -1157,6 +1158,74 @@ enum mm_status k8s_list_each(struct k8s_client *c, const struct k8s_resource *re
         *resource_version = rv;
     else
         free(rv);
+    return rc;
+}
+
+struct list_sink {
+    struct k8s_list_decoder dec;
+    struct k8s_error *err;
+};
+
+static enum mm_status list_sink(void *ctx, const char *data, size_t len)
+{
+    struct list_sink *ls = ctx;
+    struct mm_error e;
+    mm_error_clear(&e);
+    enum mm_status st = k8s_list_decoder_feed(&ls->dec, data, len, &e);
+    if (st) {
+        k8s_error_cleanup(ls->err);
+        k8s_error_set(ls->err, st, "%s", e.message);
+    }
+    return st;
+}
+
+enum mm_status k8s_list_stream(struct k8s_client *c, const struct k8s_resource *res,
+                               const char *ns, const struct k8s_list_opts *lopts,
+                               const struct k8s_call_opts *opts, size_t max_item,
+                               enum mm_status (*fn)(void *ctx, json_t *item), void *ctx,
+                               char **resource_version, char **continue_token,
+                               struct k8s_error *err)
+{
+    if (resource_version)
+        *resource_version = NULL;
+    if (continue_token)
+        *continue_token = NULL;
+    char *p = k8s_path(res, ns, NULL, NULL);
+    struct strbuf b;
+    strbuf_init(&b, PATH_MAX_LEN);
+    bool ok = strbuf_puts(&b, p) && list_query(&b, lopts);
+    free(p);
+    if (!ok) {
+        strbuf_cleanup(&b);
+        k8s_error_cleanup(err);
+        return k8s_error_set(err, MM_ERR_TOO_BIG, "list %s: the query is too long", res->plural);
+    }
+    struct list_sink ls = {.err = err};
+    k8s_list_decoder_init(&ls.dec, max_item, fn, ctx);
+    struct k8s_stream_opts so = {.cancel = opts ? opts->cancel : NULL,
+                                 .idle_timeout_s = 60,
+                                 .max_time_ms = opts && opts->timeout_ms > 0 ? opts->timeout_ms
+                                                                               : 120000};
+    enum mm_status rc = k8s_client_stream(c, b.data, &so, list_sink, &ls, NULL, err);
+    if (rc == MM_OK) {
+        struct mm_error e;
+        mm_error_clear(&e);
+        if (k8s_list_decoder_finish(&ls.dec, &e) != MM_OK) {
+            rc = k8s_error_set(err, MM_ERR_RETRY, "GET %.280s: %s", b.data, e.message);
+            atomic_fetch_add(&c->n_failures, 1);
+        }
+    }
+    if (rc == MM_OK) {
+        const json_t *md = ls.dec.metadata;
+        const char *rv = json_string_value(json_object_get(md, "resourceVersion"));
+        const char *next = json_string_value(json_object_get(md, "continue"));
+        if (resource_version)
+            *resource_version = xstrdup(rv ? rv : "");
+        if (continue_token)
+            *continue_token = xstrdup(next ? next : "");
+    }
+    k8s_list_decoder_cleanup(&ls.dec);
+    strbuf_cleanup(&b);
     return rc;
 }
 

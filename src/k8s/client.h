@@ -143,6 +143,22 @@ enum mm_status k8s_list_each(struct k8s_client *c, const struct k8s_resource *re
                              k8s_item_fn fn, void *ctx, char **resource_version,
                              struct k8s_error *err) MM_WUR;
 
+/*
+ * One list page, streamed: each item is parsed on its own as the body
+ * arrives and handed to fn (borrowed for the call), so memory stays at about
+ * one item however long the list is (k8s/liststream.h). *resource_version and
+ * *continue_token (may be NULL; caller frees) get the page's
+ * metadata.resourceVersion and metadata.continue ("" when absent). max_item
+ * 0 = 4 MiB per item; opts->max_body is not used (nothing is buffered).
+ * fn's non-MM_OK status stops the transfer and is returned.
+ */
+enum mm_status k8s_list_stream(struct k8s_client *c, const struct k8s_resource *res,
+                               const char *ns, const struct k8s_list_opts *lopts,
+                               const struct k8s_call_opts *opts, size_t max_item,
+                               enum mm_status (*fn)(void *ctx, json_t *item), void *ctx,
+                               char **resource_version, char **continue_token,
+                               struct k8s_error *err) MM_WUR;
+
 /* POST obj to the collection. *out (may be NULL) gets the created object. 409 AlreadyExists:
  * MM_ERR_CONFLICT. */
 enum mm_status k8s_create(struct k8s_client *c, const struct k8s_resource *res, const char *ns,

@@ -188,21 +188,23 @@ struct list_run {
     bool had_continue; /* the first page said there is more */
 };
 
-static void deliver_page(struct list_run *lr, json_t *page)
+/* One item of a streamed page: the replace begins with the first page's first byte. */
+static void begin_run(struct list_run *lr)
 {
-    struct k8s_reflector *r = lr->r;
     if (!lr->begun) {
-        if (r->h.replace_begin)
-            r->h.replace_begin(r->h.ctx);
+        if (lr->r->h.replace_begin)
+            lr->r->h.replace_begin(lr->r->h.ctx);
         lr->begun = true;
     }
-    size_t i;
-    json_t *item;
-    json_array_foreach(json_object_get(page, "items"), i, item)
-    {
-        if (r->h.replace_item)
-            r->h.replace_item(r->h.ctx, item);
-    }
+}
+
+static enum mm_status deliver_item(void *ctx, json_t *item)
+{
+    struct list_run *lr = ctx;
+    begin_run(lr);
+    if (lr->r->h.replace_item)
+        lr->r->h.replace_item(lr->r->h.ctx, item);
+    return MM_OK;
 }
 
 static void abort_run(struct list_run *lr)
@@ -224,8 +226,7 @@ static enum mm_status list_all(struct k8s_reflector *r, const char *rv_param, lo
                                char **rv_out, bool *had_continue, struct k8s_error *err)
 {
     struct list_run lr = {.r = r};
-    struct k8s_call_opts call = {
-        .timeout_ms = LIST_TIMEOUT_MS, .max_body = r->opts.max_list_body, .cancel = r->cancel};
+    struct k8s_call_opts call = {.timeout_ms = LIST_TIMEOUT_MS, .cancel = r->cancel};
     struct k8s_list_opts l = {.label_selector = r->label_selector,
                               .field_selector = r->field_selector,
                               .limit = limit,
@@ -235,8 +236,11 @@ static enum mm_status list_all(struct k8s_reflector *r, const char *rv_param, lo
     *rv_out = NULL;
     *had_continue = false;
     for (;;) {
-        json_t *page = NULL;
-        rc = k8s_list(r->client, &r->res, r->ns, &l, &call, &page, err);
+        /* Streamed: each item is parsed alone as it arrives (a 10,000-pod list never becomes
+         * one JSON tree). */
+        char *prv = NULL, *next = NULL;
+        rc = k8s_list_stream(r->client, &r->res, r->ns, &l, &call, r->opts.max_event,
+                             deliver_item, &lr, &prv, &next, err);
         if (rc == MM_ERR_EXPIRED && cont) {
             /* The continue token expired part way (client-go's pager, FullListIfExpired):
              * start again with one full, consistent list. */
@@ -245,31 +249,36 @@ static enum mm_status list_all(struct k8s_reflector *r, const char *rv_param, lo
             abort_run(&lr);
             struct k8s_list_opts full = {.label_selector = r->label_selector,
                                          .field_selector = r->field_selector};
-            rc = k8s_list(r->client, &r->res, r->ns, &full, &call, &page, err);
+            free(prv);
+            prv = NULL;
+            rc = k8s_list_stream(r->client, &r->res, r->ns, &full, &call, r->opts.max_event,
+                                 deliver_item, &lr, &prv, NULL, err);
             free(cont);
             cont = NULL;
             if (rc == MM_OK) {
-                const char *prv = json_string_value(
-                    json_object_get(json_object_get(page, "metadata"), "resourceVersion"));
-                lr.rv = xstrdup(prv ? prv : "");
-                deliver_page(&lr, page);
-                json_decref(page);
+                begin_run(&lr);
+                lr.rv = prv;
+                prv = NULL;
             }
+            free(prv);
             break;
         }
-        if (rc != MM_OK)
+        if (rc != MM_OK) {
+            free(prv);
+            free(next);
             break;
-        const json_t *meta = json_object_get(page, "metadata");
-        const char *next = json_string_value(json_object_get(meta, "continue"));
+        }
+        begin_run(&lr); /* an empty first page still begins the replace */
         if (!lr.rv) {
-            const char *prv = json_string_value(json_object_get(meta, "resourceVersion"));
-            lr.rv = xstrdup(prv ? prv : "");
+            lr.rv = prv;
+            prv = NULL;
             lr.had_continue = next && next[0];
         }
+        free(prv);
         free(cont);
-        cont = next && next[0] ? xstrdup(next) : NULL;
-        deliver_page(&lr, page);
-        json_decref(page); /* the page's raw body is already gone: at most one parsed page lives */
+        cont = next && next[0] ? next : NULL;
+        if (!cont)
+            free(next);
         if (!cont)
             break;
         l.continue_token = cont;

@@ -51,7 +51,7 @@ struct k8s_reflector_options {
     long min_watch_timeout_s;    /* 300: each watch asks timeoutSeconds in [min, 2 min) */
     long watch_idle_timeout_s;   /* 0: 300 s without a byte ends a watch (then re-watch) */
     uint64_t resync_ms;          /* 0: off; else a full relist (consistent read) this often */
-    size_t max_list_body;        /* 0: the client's cap (64 MiB by default) */
+    size_t max_list_body;        /* unused: lists are streamed item by item (k8s/liststream.h) */
     size_t max_event;            /* 0: K8S_WATCH_MAX_EVENT */
     uint64_t backoff_initial_ms; /* 800 */
     uint64_t backoff_max_ms;     /* 30000 */
