@@ -368,6 +368,30 @@ static void test_validate(void **state)
     admit_reply_cleanup(&r);
     free(body);
 
+    /* An UPDATE that leaves an invalid spec as it was (a status write on Kuma's CRD, which has
+     * no status subresource) is allowed: nothing new to judge. Changing the spec is judged. */
+    const char *bad_with_status =
+        "{\"apiVersion\":\"kuma.io/v1alpha1\",\"kind\":\"MeshMetric\",\"metadata\":"
+        "{\"name\":\"b\",\"namespace\":\"kuma-system\"},\"spec\":{\"targetRef\":{"
+        "\"kind\":\"Mesh\"},\"default\":{\"backends\":[{\"type\":\"Prometheus\","
+        "\"prometheus\":{\"port\":70000}}]}},\"status\":{\"conditions\":[]}}";
+    char *update = review("v-4", "UPDATE", "MeshMetric", bad_with_status, false);
+    char *old_at = strstr(update, ",\"dryRun\"");
+    assert_non_null(old_at);
+    char *with_old = xasprintf("%.*s,\"oldObject\":%s%s", (int)(old_at - update), update, bad,
+                               old_at);
+    admit_validate(&e, with_old, strlen(with_old), &r);
+    assert_int_equal(r.outcome, WEBHOOK_ALLOWED);
+    admit_reply_cleanup(&r);
+    free(with_old);
+    with_old = xasprintf("%.*s,\"oldObject\":%s%s", (int)(old_at - update), update, POLICY,
+                         old_at);
+    admit_validate(&e, with_old, strlen(with_old), &r);
+    assert_int_equal(r.outcome, WEBHOOK_DENIED);
+    admit_reply_cleanup(&r);
+    free(with_old);
+    free(update);
+
     /* Not a review at all: a 400 with a JSON body. */
     admit_validate(&e, "nope", 4, &r);
     assert_int_equal(r.status, 400);
