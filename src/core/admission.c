@@ -535,7 +535,12 @@ static json_t *status_json(const struct admission_response *resp)
             json_object_set_new(c, "message", any_string(v->message));
             json_array_append_new(causes, c);
         }
-        json_object_set_new(st, "details", json_pack("{s:o}", "causes", causes));
+        json_t *details = json_pack("{s:o}", "causes", causes);
+        if (resp->details_name && resp->details_name[0])
+            json_object_set_new(details, "name", any_string(resp->details_name));
+        if (resp->details_kind && resp->details_kind[0])
+            json_object_set_new(details, "kind", any_string(resp->details_kind));
+        json_object_set_new(st, "details", details);
     }
     return st;
 }

@@ -64,6 +64,10 @@ struct admission_response {
     const char *reason;         /* e.g. "Invalid" */
     const char *message;
     const struct violations *causes; /* each -> {type: FieldValueInvalid, field, message} */
+    /* details.kind / details.name next to the causes, as Kuma's validating webhook sends
+     * them; kubectl then prints `The MeshMetric "x" is invalid: <field>: <message>`. */
+    const char *details_kind;   /* may be NULL */
+    const char *details_name;   /* may be NULL */
 };
 
 /*

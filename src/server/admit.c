@@ -266,6 +266,9 @@ void admit_validate(const struct admit_env *env, const char *body, size_t len,
         resp.reason = "Invalid";
         resp.message = message;
         resp.causes = &errs;
+        resp.details_kind = req.kind;
+        resp.details_name = json_string_value(
+            json_object_get(json_object_get(req.object, "metadata"), "name")); /* NULL if absent */
         answer(out, &resp);
         out->log = ADMIT_LOG_INFO;
         out->outcome = WEBHOOK_DENIED;

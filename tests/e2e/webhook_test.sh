@@ -218,6 +218,8 @@ check "Kuma's message" "$($H jget "$TMP/out" 'd["response"]["status"]["message"]
     "spec.default.applications.application[0]: port must be a valid (1-65535); spec.default.backends.backend[0].port: port must be a valid (1-65535)"
 check "one cause per violation" "$($H jget "$TMP/out" '[(c["type"],c["field"],c["message"]) for c in d["response"]["status"]["details"]["causes"]]')" \
     '[["FieldValueInvalid","spec.default.applications.application[0]","port must be a valid (1-65535)"],["FieldValueInvalid","spec.default.backends.backend[0].port","port must be a valid (1-65535)"]]'
+check "details name the object, as Kuma's webhook does" "$($H jget "$TMP/out" '[d["response"]["status"]["details"].get(k) for k in ("kind","name")]')" \
+    "[\"MeshMetric\",\"$($H jget "$DATA/invalid-meshmetric.json" 'd["metadata"]["name"]')\"]"
 $H mkreview "$DATA/valid-meshmetric.json" --uid val-2 --kind MeshMetric --group kuma.io --resource meshmetrics --ns kuma-system >"$TMP/val2.json"
 post /validate "$TMP/val2.json" >/dev/null
 check "valid MeshMetric allowed" "$($H jget "$TMP/out" '[d["response"]["uid"], d["response"]["allowed"]]')" '["val-2",true]'

@@ -619,6 +619,8 @@ static void test_encode_denied(void **state)
             .reason = "Invalid",
             .message = "spec.default.backends.backend[0].port: port must be a valid (1-65535)",
             .causes = &causes,
+            .details_kind = "MeshMetric",
+            .details_name = "bad-port",
         };
         char *out = admission_encode(&resp);
         json_t *root;
@@ -633,7 +635,8 @@ static void test_encode_denied(void **state)
             "port: port must be a valid (1-65535)\",\"status\":\"Failure\",\"details\":{\"causes"
             "\":[{\"type\":\"FieldValueInvalid\",\"field\":\"spec.default.backends.backend[0]."
             "port\",\"message\":\"port must be a valid (1-65535)\"},{\"type\":\"FieldValueInvali"
-            "d\",\"message\":\"a cause without a field\"}]}}");
+            "d\",\"message\":\"a cause without a field\"}],\"name\":\"bad-port\",\"kind\":"
+            "\"MeshMetric\"}}");
         json_object_set_new(want, "code", json_integer(codes[i].want_code));
         if (!json_equal(json_object_get(r, "status"), want)) {
             char *s = json_dumps(json_object_get(r, "status"), JSON_COMPACT);

@@ -333,7 +333,12 @@ static void test_validate(void **state)
     assert_string_equal(json_string_value(json_object_get(st, "reason")), "Invalid");
     assert_string_equal(json_string_value(json_object_get(st, "message")),
                         "spec.default.backends.backend[0].port: port must be a valid (1-65535)");
-    json_t *cause = json_array_get(json_object_get(json_object_get(st, "details"), "causes"), 0);
+    /* As Kuma's webhook (validation.go convertValidationErrorOf): details name the object, so
+     * kubectl prints `The MeshMetric "<name>" is invalid: <field>: <message>`. */
+    json_t *details = json_object_get(st, "details");
+    assert_string_equal(json_string_value(json_object_get(details, "kind")), "MeshMetric");
+    assert_string_equal(json_string_value(json_object_get(details, "name")), "b");
+    json_t *cause = json_array_get(json_object_get(details, "causes"), 0);
     assert_string_equal(json_string_value(json_object_get(cause, "field")),
                         "spec.default.backends.backend[0].port");
     assert_int_equal(atomic_load(&g_metrics.denials[0]), before + 1);
