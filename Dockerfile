@@ -25,7 +25,7 @@ RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=Release \
  && cmake --build /build -j"$(nproc)" --target meshmetric-operator
 
 # Sonames `ldd /build/meshmetric-operator` lists, minus glibc's (the runtime image has glibc).
-ARG RUNTIME_LIBS="libcrypto.so.3 libffi.so.8 libgmp.so.10 libgnutls.so.30 libhogweed.so.6 libidn2.so.0 libjansson.so.4 libmicrohttpd.so.12 libnettle.so.8 libp11-kit.so.0 libpcre2-8.so.0 libtasn1.so.6 libunistring.so.2 libyaml-0.so.2"
+ARG RUNTIME_LIBS="libbrotlicommon.so.1 libbrotlidec.so.1 libcom_err.so.2 libcrypto.so.3 libcurl.so.4 libffi.so.8 libgmp.so.10 libgnutls.so.30 libgssapi_krb5.so.2 libhogweed.so.6 libidn2.so.0 libjansson.so.4 libk5crypto.so.3 libkeyutils.so.1 libkrb5.so.3 libkrb5support.so.0 liblber-2.5.so.0 libldap-2.5.so.0 libmicrohttpd.so.12 libnettle.so.8 libnghttp2.so.14 libp11-kit.so.0 libpcre2-8.so.0 libpsl.so.5 librtmp.so.1 libsasl2.so.2 libssh2.so.1 libssl.so.3 libtasn1.so.6 libunistring.so.2 libyaml-0.so.2 libz.so.1 libzstd.so.1"
 ARG GLIBC_LIBS="linux-vdso.so.1 linux-gate.so.1 libc.so.6 libm.so.6 libpthread.so.0 libdl.so.2 librt.so.1 libresolv.so.2 ld-linux-x86-64.so.2 ld-linux-aarch64.so.1"
 RUN set -eu; \
     multiarch=$(gcc -dumpmachine); \
