@@ -259,6 +259,9 @@ k create namespace kuma-system >/dev/null
 manager a
 manager b
 if wait_for 30 both_match; then ok "both replicas' files hold the Secret's pair"; else bad "both replicas' files hold the Secret's pair"; fi
+# The stats files are rewritten once a second: wait for the creation to show up in them.
+created() { [ "$(sum_stat creations)" -ge 1 ]; }
+wait_for 5 created || true
 check "one Secret created by the two managers" "$(sum_stat creations)" "1"
 check "Secret type" "$(k get secret "$SECRET" -n "$NS" -o jsonpath='{.type}')" "kubernetes.io/tls"
 secret_key ca.crt >"$TMP/ca1.crt"
