@@ -2,9 +2,10 @@
 # The main job on the bundled examples: builds meshmetric-operator, then
 #  1. offline: `inject` and `explain` on examples/ (the same engine as the webhook);
 #  2. validation of a broken MeshMetric with Kuma's messages;
-#  3. live: the local test API server (tests/apiserver) with the webhook
-#     registered over HTTPS; `kubectl apply` of the policies and a pod, and
-#     the pod comes back from the API server mutated.
+#  3. live: the whole product against the local test API server (tests/apiserver):
+#     the operator watches the cluster, manages its webhook certificate, patches a
+#     pod at admission and reports, in MeshMetric status and Events, the pod that
+#     was created before it ran (hack/demo-live.sh; Ctrl-C stops it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -36,6 +37,6 @@ banner "validate: a broken MeshMetric (exit 1, Kuma's messages)"
 $bin validate -f examples/invalid-meshmetric.yaml || echo "(validate exited $?)"
 
 if [ -x hack/demo-live.sh ]; then
-  banner "live: webhook + local API server + kubectl"
+  banner "live: the operator against the local API server, with kubectl"
   ./hack/demo-live.sh
 fi

@@ -47,7 +47,7 @@ if [ $quick -eq 0 ]; then
   step "unit tests (ASan+UBSan)" ctest --test-dir build-asan --output-on-failure -j"$(nproc)"
   # Everything threads share, under ThreadSanitizer with stress tests: the HTTPS server while
   # policy views are swapped and certificates rotate, the operator's caches and work queue.
-  tsan_tests="test_app_http test_app_stress test_k8s_client"
+  tsan_tests="test_app_http test_app_stress test_k8s_client test_operator_workqueue test_operator_cache test_operator_policycache"
   step "build (TSan)" build_targets build-tsan "$tsan_tests" -DSANITIZE=thread
   step "unit tests (TSan)" env TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$root/tests/tsan.supp" \
     ctest --test-dir build-tsan --output-on-failure -R "^($(echo $tsan_tests | tr ' ' '|'))\$"
