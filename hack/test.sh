@@ -41,6 +41,7 @@ build_targets() { # build_targets DIR "TARGETS" [cmake args]: only what a step n
 step "checksrc" ./hack/checksrc.sh
 step "build (release)" build build
 step "unit tests (release)" ctest --test-dir build --output-on-failure -j"$(nproc)"
+step "docs (README flags table, named flags and metrics, links)" ./hack/docs-check.sh build
 if [ $quick -eq 0 ]; then
   step "build (ASan+UBSan)" build build-asan -DSANITIZE=address,undefined
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
