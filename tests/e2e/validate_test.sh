@@ -108,6 +108,12 @@ if run "Universal format" 2 "$bin" validate -f "$data/universal.yaml"; then
         has "converted form valid, with Kuma's deprecations" "$out$err" "MeshMetric kuma-system/metrics-1: valid" \
             "warning: $DEP_ENDPOINT" "warning: MeshService value for 'targetRef.kind' is deprecated, use Dataplane with labels instead"
 fi
+# kumactl's own form keeps the policy under "spec": it must not be nested twice.
+printf 'type: MeshMetric\nname: x\nmesh: default\ncreationTime: "2024-01-01T00:00:00Z"\nspec:\n  targetRef: {kind: Mesh}\n' >"$tmp/uspec.yaml"
+run "Universal MeshMetric with spec" 2 "$bin" validate -f "$tmp/uspec.yaml" &&
+    has "the policy body is the spec" "$err" "  spec:" "    targetRef:" "      kind: Mesh" &&
+    hasnt "spec is not nested twice" "$err" "    spec:" &&
+    hasnt "kumactl's creationTime is not spec" "$err" "creationTime"
 printf 'type: Mesh\nname: default\nmetrics:\n  enabledBackend: p\n  backends: [{name: p, type: prometheus}]\n' >"$tmp/umesh.yaml"
 run "Universal Mesh" 2 "$bin" validate -f "$tmp/umesh.yaml" &&
     has "Mesh form is cluster-scoped" "$err" "Universal-format Mesh" "(cluster-scoped: no namespace)" "  kind: Mesh" "    enabledBackend: p"
