@@ -425,6 +425,8 @@ struct xfer {
     struct k8s_cancel *cancel;
     uint64_t deadline_ms;
     bool deadline_hit;
+    void (*on_open)(void *ctx); /* once, at the end of a 2xx answer's headers */
+    void *open_ctx;
 };
 
 static size_t on_header(char *data, size_t size, size_t n, void *userp)
@@ -442,8 +444,16 @@ static size_t on_header(char *data, size_t size, size_t n, void *userp)
         return len;
     }
     const char *colon = memchr(data, ':', len);
-    if (!colon)
+    if (!colon) {
+        /* The blank line that ends a header block. */
+        if (x->on_open && x->code >= 200 && x->code < 300 && len <= 2 &&
+            (data[0] == '\r' || data[0] == '\n')) {
+            void (*fn)(void *) = x->on_open;
+            x->on_open = NULL;
+            fn(x->open_ctx);
+        }
         return len;
+    }
     size_t klen = (size_t)(colon - data);
     const char *v = colon + 1;
     size_t vlen = len - klen - 1;
@@ -1459,6 +1469,8 @@ enum mm_status k8s_client_stream(struct k8s_client *c, const char *path_query,
     x.sink = sink;
     x.sink_ctx = ctx;
     x.deadline_ms = r.deadline_ms;
+    x.on_open = so ? so->on_open : NULL;
+    x.open_ctx = so ? so->open_ctx : NULL;
     if (ended_early)
         *ended_early = false;
     enum mm_status rc = execute(c, &r, &x, err);

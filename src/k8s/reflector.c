@@ -157,9 +157,23 @@ static void set_rv(struct k8s_reflector *r, const char *rv)
     pthread_mutex_unlock(&r->lock);
 }
 
+static void set_current(struct k8s_reflector *r, bool current)
+{
+    pthread_mutex_lock(&r->lock);
+    r->state.current = current;
+    pthread_mutex_unlock(&r->lock);
+}
+
+/* The server accepted a watch: events flow again from the last resourceVersion. */
+static void watch_opened(void *ctx)
+{
+    set_current(ctx, true);
+}
+
 static void note_error(struct k8s_reflector *r, const struct k8s_error *e, uint64_t wait_ms)
 {
     pthread_mutex_lock(&r->lock);
+    r->state.current = false;
     r->state.errors++;
     r->state.last_backoff_ms = wait_ms;
     r->state.last_error_code = e->base.code;
@@ -413,6 +427,7 @@ void k8s_reflector_run(struct k8s_reflector *r)
             pthread_mutex_lock(&r->lock);
             bool first = !r->state.synced;
             r->state.synced = true;
+            r->state.current = true;
             pthread_mutex_unlock(&r->lock);
             if (first) {
                 LOG(LOG_INFO, "k8s reflector %s: synced at resourceVersion %s", r->name, r->rv);
@@ -431,6 +446,8 @@ void k8s_reflector_run(struct k8s_reflector *r)
             .idle_timeout_s = r->opts.watch_idle_timeout_s,
             .deadline_ms = next_resync,
             .cancel = r->cancel,
+            .on_open = watch_opened,
+            .open_ctx = r,
         };
         pthread_mutex_lock(&r->lock);
         r->state.watches++;
@@ -467,6 +484,7 @@ void k8s_reflector_run(struct k8s_reflector *r)
                 r->rv ? r->rv : "", err.base.message);
             pthread_mutex_lock(&r->lock);
             r->state.expired++;
+            r->state.current = false; /* events were missed: stale until the relist */
             pthread_mutex_unlock(&r->lock);
             need_list = true;
             /* Expired again right after a relist: the server is struggling, back off. */

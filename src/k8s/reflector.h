@@ -90,6 +90,9 @@ void k8s_reflector_run(struct k8s_reflector *r);
 /* A snapshot of the reflector's state, for /readyz and /metrics. */
 struct k8s_reflector_state {
     bool synced;                /* the first list completed */
+    bool current;               /* the last list succeeded or the watch is open: the consumer's
+                                   cache follows the server; false from a failed list or watch
+                                   (or a 410) until the next list or accepted watch */
     char resource_version[128]; /* last synced RV ("" before the first list) */
     uint64_t lists;             /* complete lists (the first included) */
     uint64_t relists;           /* lists after the first one (410, errors, resyncs) */

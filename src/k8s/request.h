@@ -25,6 +25,10 @@ struct k8s_stream_opts {
     uint64_t deadline_ms;      /* k8s_clock_ms() value; reached: the stream ends, MM_OK; 0: none */
     long idle_timeout_s;       /* < 1 byte/s for this long ends the stream, MM_OK; 0: 300 s */
     long max_time_ms;          /* hard cap on the whole transfer; 0: none */
+    /* Called once when a 2xx answer's headers are in, before any body byte: the stream is
+     * open (a quiet watch sends nothing for minutes). NULL: not called. */
+    void (*on_open)(void *ctx);
+    void *open_ctx;
 };
 
 /*

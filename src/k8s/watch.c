@@ -269,6 +269,8 @@ enum mm_status k8s_watch(struct k8s_client *c, const struct k8s_resource *res, c
         /* The server ends the stream after timeoutSeconds; this only guards against one that
          * keeps trickling bytes past it. */
         .max_time_ms = o.timeout_seconds > 0 ? (o.timeout_seconds + 60) * 1000 : 0,
+        .on_open = o.on_open,
+        .open_ctx = o.open_ctx,
     };
     rc = k8s_client_stream(c, q.data, &so, on_bytes, &w, &ended_early, err);
     if (rc == MM_OK && !ended_early)

@@ -83,6 +83,8 @@ struct k8s_watch_opts {
     long idle_timeout_s;       /* no byte for this long ends the stream (MM_OK); 0: 300 s */
     uint64_t deadline_ms;      /* k8s_clock_ms() value that ends the stream (MM_OK); 0: none */
     struct k8s_cancel *cancel; /* fired: MM_ERR_CANCELLED within ~1 s */
+    void (*on_open)(void *ctx); /* once, when the server accepted the watch (2xx); may be NULL */
+    void *open_ctx;
 };
 
 /*

@@ -933,6 +933,29 @@ bool caches_synced(struct caches *cs)
     return true;
 }
 
+bool caches_current(struct caches *cs, char *stale, size_t stale_size)
+{
+    bool all = true;
+    size_t used = 0;
+    if (stale && stale_size)
+        stale[0] = '\0';
+    for (unsigned k = 0; k < CACHE_KIND_COUNT; k++) {
+        if (!cs->reflectors[k])
+            continue;
+        struct k8s_reflector_state st;
+        k8s_reflector_state(cs->reflectors[k], &st);
+        if (st.current)
+            continue;
+        if (stale && used < stale_size) {
+            int n = snprintf(stale + used, stale_size - used, "%s%s", all ? "" : ",",
+                             cache_kind_info(k)->name);
+            used += n > 0 ? (size_t)n : 0;
+        }
+        all = false;
+    }
+    return all;
+}
+
 bool caches_wait_synced(struct caches *cs, unsigned timeout_ms)
 {
     struct timespec deadline;

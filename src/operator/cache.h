@@ -31,11 +31,10 @@
  * Readers take the read lock only to find entries and take references;
  * nobody calls out while holding it. So a callback may read any store.
  *
- * Memory: after a list of 256 objects or more the store calls malloc_trim(0)
- * (glibc), so the freed jansson tree of the whole list goes back to the
- * system; the pod reflector's body cap is 1 GiB, as a first list at
- * resourceVersion 0 comes in one body (docs/operator-caches.md, "Memory").
- * Out of memory aborts (util/xalloc.h).
+ * Memory: the reflector streams lists item by item (k8s/liststream.h), so
+ * no list is ever one tree; each pod is kept as the few fields the engine
+ * reads (operator/podstore.h), about 1 KB (docs/operator-caches.md,
+ * "Memory"). Out of memory aborts (util/xalloc.h).
  */
 #ifndef MM_OPERATOR_CACHE_H
 #define MM_OPERATOR_CACHE_H
@@ -261,6 +260,15 @@ bool caches_served(const struct caches *cs, enum cache_kind k);
 
 /* True when every store has completed its first list. */
 bool caches_synced(struct caches *cs);
+
+/*
+ * True when every reflector is current (k8s_reflector_state.current: its last list succeeded or
+ * its watch is open), so the stores follow the server. False while one cannot list or watch:
+ * its store still holds what it last saw, which may be far from the server's objects (after an
+ * outage, a restore from backup). stale (may be NULL) gets the plurals of those that are not,
+ * comma-separated.
+ */
+bool caches_current(struct caches *cs, char *stale, size_t stale_size);
 
 /* Wait until caches_synced or timeout_ms passed; returns caches_synced(). */
 bool caches_wait_synced(struct caches *cs, unsigned timeout_ms);

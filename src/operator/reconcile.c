@@ -62,6 +62,7 @@ struct reconciler {
     size_t n_threads;
     pthread_t view_thread;
     atomic_bool stop;
+    atomic_bool holding; /* decisions held: a cache is not current (logged on each change) */
     atomic_uint busy;
 
     atomic_ullong pod_ok, pod_error, status_ok, status_error, status_writes, status_conflicts;
@@ -105,11 +106,28 @@ static bool split_key(const char *key, char *buf, size_t len, const char **ns, c
     return true;
 }
 
-static bool stores_consistent(const struct reconciler *r)
+/*
+ * Statuses, Events and restarts are decisions about the cluster: they are made only from
+ * stores that follow the server. Not in the middle of a relist, and not while a reflector
+ * cannot list or watch (its store is what it last saw: after an outage or a restore it may
+ * name pods that are gone). The webhook keeps answering from the stores meanwhile.
+ */
+static bool stores_consistent(struct reconciler *r)
 {
-    return caches_synced(r->cfg.caches) && r->source.ready(r->source.ctx) &&
-           !cache_store_replacing(r->pods) && !cache_store_replacing(r->meshmetrics) &&
-           (!r->dataplanes || !cache_store_replacing(r->dataplanes));
+    if (!(caches_synced(r->cfg.caches) && r->source.ready(r->source.ctx) &&
+          !cache_store_replacing(r->pods) && !cache_store_replacing(r->meshmetrics) &&
+          (!r->dataplanes || !cache_store_replacing(r->dataplanes))))
+        return false;
+    char stale[160];
+    bool current = caches_current(r->cfg.caches, stale, sizeof stale);
+    bool was_holding = atomic_exchange(&r->holding, !current);
+    if (!current && !was_holding)
+        LOG(LOG_WARN, "operator: holding status writes, Events and restarts: cannot list or "
+                      "watch %s, so the caches may not match the cluster",
+            stale);
+    else if (current && was_holding)
+        LOG(LOG_INFO, "operator: caches follow the API server again; status writes resume");
+    return current;
 }
 
 static int cmp_str(const void *a, const void *b)

@@ -402,8 +402,10 @@ while True:
     if not miss: break
     if time.time() > end: print("missing on", miss); sys.exit(1)
     time.sleep(0.3)' python3 "$OPD/optest.py" --kubeconfig "$KCFG"
-    contains "kuma-cp stand-in: its status write to the invalid mm-broken is denied by our validating webhook (UPDATE)" \
-        "$(grep '"shop/mm-broken"' "$TMP/kumacp.log" | tail -n 1)" 'denied the request: spec.default.backends.backend[0].port: port must be a valid (1-65535)'
+    # A status write leaves the spec as it was: our validating webhook lets the UPDATE through
+    # (denying it would block the very status that reports the policy invalid).
+    contains "kuma-cp stand-in: its status write to the invalid mm-broken is allowed (spec unchanged)" \
+        "$(grep '"shop/mm-broken"' "$TMP/kumacp.log" | tail -n 1)" '"action": "write"'
     W0=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["writes"])' "$TMP/kumacp.stats")
     # A condition of another writer (as ours will be) is kept by kuma-cp's writes.
     H get /apis/kuma.io/v1alpha1/namespaces/shop/meshmetrics/mm-web --expr \
@@ -481,7 +483,7 @@ expect "the invalid policy: DataplanesInSync Unknown" \
     H cond shop/mm-broken meshmetric.kuma.io/DataplanesInSync Unknown '*' --deadline 1
 converge "run 1: every status is what the oracle computes" 10 --kuma-cp --metrics "http://127.0.0.1:$M1/metrics"
 check "run 1: meshmetric_operator_leader 1" "$(metric run1 meshmetric_operator_leader)" "1"
-k -n shop delete meshmetric mm-broken >>"$TMP/apply.log" 2>&1 # done with it (kuma-cp's writes to it are denied)
+k -n shop delete meshmetric mm-broken >>"$TMP/apply.log" 2>&1 # done with it
 check "run 1: reconcile queue depth exported" "$(metric run1 meshmetric_operator_reconcile_queue_depth --sum | grep -c '^[0-9]')" "1"
 expect "Events are events.k8s.io/v1 from meshmetric.kuma.io/operator, reportingInstance = the Lease holder" \
     H events-by-leader --since 0 --lease-log "$TMP/lease.log" --ns shop,kuma-system
@@ -651,7 +653,9 @@ check "the Lease stayed with run 2 through the 500s" "$(H lease | python3 -c 'im
 phase "fault: API server restart, state kept"
 control restart '{"keepState":true,"downSeconds":2}'
 merge_patch /apis/apps/v1/namespaces/shop/deployments/web '{"spec":{"replicas":3}}'
-settle "restart (state kept)" 25
+# While a reflector reconnects (with the backoff the 500s above built up, up to 30 s as in
+# client-go) the operator holds status writes: it cannot tell a kept state from a lost one.
+settle "restart (state kept)" 45
 check "the same replica leads after the restart" "$(H lease | python3 -c 'import json,sys; print(json.load(sys.stdin).get("holderIdentity"))')" "$HOLDER2"
 
 phase "fault: API server restart, state lost"

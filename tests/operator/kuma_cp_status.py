@@ -22,8 +22,9 @@ logged and retried in the next round ("will retry next interval").
 
 --stats is rewritten after every round: {"rounds", "writes", "writesByObject",
 "conflicts", "errors", "errorsByObject", "lastError", "lastRound"}; each write, conflict
-and error is one JSON line in --log. (A write to a MeshMetric Kuma's validator rejects is
-denied by a validating webhook that checks UPDATEs, Kuma's or ours: it shows as an error.)
+and error is one JSON line in --log. (A status write leaves the spec unchanged, so a
+validating webhook that checks only spec changes, as ours does, lets it through even for a
+MeshMetric Kuma's validator rejects.)
 """
 import argparse
 import json

@@ -1128,6 +1128,43 @@ static void test_reflector_backoff(void **state)
     fs_stop(s);
 }
 
+static bool is_current(const struct k8s_reflector_state *st)
+{
+    return st->current;
+}
+
+/*
+ * `current` says whether the consumer's cache follows the server: false from a failed watch
+ * until a watch is accepted again (no relist needed: same RV), even when that watch stays quiet.
+ */
+static void test_reflector_current(void **state)
+{
+    (void)state;
+    struct refsrv rs = {.lock = PTHREAD_MUTEX_INITIALIZER, .watch_fail_code = 500};
+    struct fakeserver *s = fs_start(ref_handler, &rs);
+    struct k8s_client *c = make_client(s->port, NULL, NULL, NULL);
+    struct cache cache = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    struct k8s_reflector *r = make_reflector(c, &cache);
+    struct mm_error err;
+    struct k8s_reflector_state st;
+    k8s_reflector_state(r, &st);
+    assert_false(st.current); /* nothing listed yet */
+    assert_int_equal(k8s_reflector_start(r, &err), MM_OK);
+    assert_true(wait_for(r, 5000, two_errors));
+    k8s_reflector_state(r, &st);
+    assert_true(st.synced);    /* the list worked... */
+    assert_false(st.current);  /* ...but the watch does not: events may be missed */
+    pthread_mutex_lock(&rs.lock);
+    rs.watch_fail_code = 0; /* the next watch is accepted and stays quiet */
+    pthread_mutex_unlock(&rs.lock);
+    assert_true(wait_for(r, 10000, is_current));
+    k8s_reflector_state(r, &st);
+    assert_int_equal(st.lists, 1); /* resumed from the same RV */
+    k8s_reflector_free(r);
+    k8s_client_free(c);
+    fs_stop(s);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -1150,6 +1187,7 @@ int main(void)
         cmocka_unit_test(test_shared_by_threads),
         cmocka_unit_test(test_reflector_relist_rules),
         cmocka_unit_test(test_reflector_backoff),
+        cmocka_unit_test(test_reflector_current),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
