@@ -555,6 +555,44 @@ size_t view_notes(const struct policy_view *v, const struct view_note **out)
     return v->n_notes;
 }
 
+size_t view_new_rejections(const struct policy_view *old, const struct policy_view *fresh,
+                           size_t **idx)
+{
+    size_t n = 0;
+    *idx = NULL;
+    for (size_t i = 0; i < fresh->n_rejections; i++) {
+        const struct view_rejection *r = &fresh->rejections[i];
+        bool seen = false;
+        for (size_t k = 0; old && k < old->n_rejections && !seen; k++)
+            seen = !strcmp(r->id, old->rejections[k].id) &&
+                   !strcmp(r->kind, old->rejections[k].kind) &&
+                   !strcmp(r->errors, old->rejections[k].errors);
+        if (!seen) {
+            *idx = xrealloc(*idx, (n + 1) * sizeof **idx);
+            (*idx)[n++] = i;
+        }
+    }
+    return n;
+}
+
+size_t view_new_notes(const struct policy_view *old, const struct policy_view *fresh,
+                      size_t **idx)
+{
+    size_t n = 0;
+    *idx = NULL;
+    for (size_t i = 0; i < fresh->n_notes; i++) {
+        bool seen = false;
+        for (size_t k = 0; old && k < old->n_notes && !seen; k++)
+            seen = !strcmp(fresh->notes[i].id, old->notes[k].id) &&
+                   !strcmp(fresh->notes[i].text, old->notes[k].text);
+        if (!seen) {
+            *idx = xrealloc(*idx, (n + 1) * sizeof **idx);
+            (*idx)[n++] = i;
+        }
+    }
+    return n;
+}
+
 size_t view_rejections(const struct policy_view *v, const struct view_rejection **out)
 {
     *out = v->rejections;

@@ -134,6 +134,16 @@ size_t view_notes(const struct policy_view *v, const struct view_note **out);
 /* The policies left out because Kuma would reject them. Borrowed. */
 size_t view_rejections(const struct policy_view *v, const struct view_rejection **out);
 
+/*
+ * What is new in fresh compared with old (NULL: nothing before): the rejections (and notes)
+ * whose id and text old does not have, as indexes into view_rejections(fresh) (view_notes).
+ * *idx is allocated (free it; NULL when none). For logging each one once, across rebuilds.
+ */
+size_t view_new_rejections(const struct policy_view *old, const struct policy_view *fresh,
+                           size_t **idx);
+size_t view_new_notes(const struct policy_view *old, const struct policy_view *fresh,
+                      size_t **idx);
+
 /* The view's merge memo (thread-safe, core/memo.h). Borrowed. */
 struct memo *view_memo(const struct policy_view *v);
 

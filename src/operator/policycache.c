@@ -111,10 +111,9 @@ static void *load(void *ctx, const struct cache_entry *e)
         char buf[1100];
         l->errors = xstrdup(mm_error_str(&err, buf, sizeof buf));
     }
-    if (l->errors) /* logged once per object version: the decorator runs once per version */
-        log_kv(LOG_WARN, "invalid policy left out: Kuma would reject it", "kind", l->kind, "policy",
-               l->id, "resourceVersion", e->resource_version, "error", l->errors, NULL);
-    else if (warnings.len && log_enabled(LOG_DEBUG)) {
+    /* An invalid one is logged when a view is built without it (log_new), once, not on
+     * every new version of the object (our own status writes make new versions). */
+    if (!l->errors && warnings.len && log_enabled(LOG_DEBUG)) {
         char *w = violations_join(&warnings);
         log_kv(LOG_DEBUG, "policy loaded with warnings", "kind", l->kind, "policy", l->id,
                "resourceVersion", e->resource_version, "warnings", w, NULL);
@@ -219,6 +218,26 @@ static void add_contributed(struct view_builder *b, const struct contributor *c)
 }
 
 /* Build and publish one view (any thread). Returns its generation. */
+/* Log what is new in v: each rejection and note once, across rebuilds. */
+static void log_new(const struct policy_view *old, const struct policy_view *v)
+{
+    const struct view_rejection *rej = NULL;
+    const struct view_note *notes = NULL;
+    size_t *idx = NULL;
+    view_rejections(v, &rej);
+    view_notes(v, &notes);
+    size_t n = view_new_rejections(old, v, &idx);
+    for (size_t i = 0; i < n; i++)
+        log_kv(LOG_WARN, "invalid policy left out: Kuma would reject it", "kind", rej[idx[i]].kind,
+               "policy", rej[idx[i]].id, "error", rej[idx[i]].errors, NULL);
+    free(idx);
+    n = view_new_notes(old, v, &idx);
+    for (size_t i = 0; i < n; i++)
+        log_kv(LOG_WARN, "policy selects nothing here", "policy", notes[idx[i]].id, "reason",
+               notes[idx[i]].text, NULL);
+    free(idx);
+}
+
 static uint64_t build(struct policycache *pc)
 {
     pthread_mutex_lock(&pc->build_lock);
@@ -237,6 +256,9 @@ static uint64_t build(struct policycache *pc)
     struct policy_view *v = view_builder_finish(b, gen);
     struct view_counts c;
     view_counts(v, &c);
+    struct policy_view *old = published_get(&pc->current, NULL);
+    log_new(old, v);
+    view_unref(old);
     published_set(&pc->current, v, gen); /* readers keep the views they hold */
     atomic_fetch_add(&pc->reloads_ok, 1);
     atomic_store(&pc->last_ok, (long long)time(NULL));

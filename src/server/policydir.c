@@ -219,20 +219,25 @@ static enum mm_status load_all(const char *dir, char **names, size_t n, struct v
 }
 
 /* Log the policies left out of fresh that old did not leave out the same way ("logged once"). */
+/* Log what is new in fresh (each rejection and note once, not on every reload). */
 static void log_new_rejections(const struct policydir *pd, const struct policy_view *old,
                                const struct policy_view *fresh)
 {
-    const struct view_rejection *now = NULL, *before = NULL;
-    size_t n_now = view_rejections(fresh, &now), n_before = old ? view_rejections(old, &before) : 0;
-    for (size_t i = 0; i < n_now; i++) {
-        bool seen = false;
-        for (size_t k = 0; k < n_before && !seen; k++)
-            seen = !strcmp(now[i].id, before[k].id) && !strcmp(now[i].errors, before[k].errors) &&
-                   !strcmp(now[i].kind, before[k].kind);
-        if (!seen)
-            log_kv(LOG_WARN, "invalid policy left out: Kuma would reject it", "dir", pd->dir,
-                   "kind", now[i].kind, "policy", now[i].id, "error", now[i].errors, NULL);
-    }
+    const struct view_rejection *rej = NULL;
+    const struct view_note *notes = NULL;
+    size_t *idx = NULL;
+    view_rejections(fresh, &rej);
+    view_notes(fresh, &notes);
+    size_t n = view_new_rejections(old, fresh, &idx);
+    for (size_t i = 0; i < n; i++)
+        log_kv(LOG_WARN, "invalid policy left out: Kuma would reject it", "dir", pd->dir, "kind",
+               rej[idx[i]].kind, "policy", rej[idx[i]].id, "error", rej[idx[i]].errors, NULL);
+    free(idx);
+    n = view_new_notes(old, fresh, &idx);
+    for (size_t i = 0; i < n; i++)
+        log_kv(LOG_WARN, "policy selects nothing here", "dir", pd->dir, "policy", notes[idx[i]].id,
+               "reason", notes[idx[i]].text, NULL);
+    free(idx);
 }
 
 enum mm_status policydir_reload(struct policydir *pd, bool force, struct mm_error *err)

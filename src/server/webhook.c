@@ -130,6 +130,13 @@ static void handle_readyz(void *ctx, const struct http_request *req, struct http
                               n_rej ? " (Kuma would reject them; the others apply)" : "");
     for (size_t i = 0; fits && i < n_rej; i++)
         fits = strbuf_printf(&text, "    %s %s: %s\n", rej[i].kind, rej[i].id, rej[i].errors);
+    /* Valid policies that select nothing here (another zone's): informational, never failing. */
+    const struct view_note *notes = NULL;
+    size_t n_notes = view_notes(view, &notes);
+    fits = fits && strbuf_printf(&text, "[+]policy-notes ok: %zu%s\n", n_notes,
+                                 n_notes ? " valid policies select no data plane proxy here" : "");
+    for (size_t i = 0; fits && i < n_notes; i++)
+        fits = strbuf_printf(&text, "    %s: %s\n", notes[i].id, notes[i].text);
     view_unref(view);
     fits = fits && strbuf_printf(&text, "readyz check %s\n", ok ? "passed" : "failed");
     if (!fits) { /* cut at the cap: the checks are listed first */

@@ -342,6 +342,13 @@ check "last good policies kept" "$(first_port)" "5680"
 printf 'kind: MeshMetric\nmetadata:\n  name: ok\n---\nkind: MeshMetric\nmetadata: {}\n' >"$POL/zz-broken.yaml"
 for _ in $(seq 50); do grep -q 'document 2' "$TMP/serve.log" && break; sleep 0.1; done
 contains "broken document logged by number" "$(grep 'policy reload failed' "$TMP/serve.log" | tail -n 1)" "zz-broken.yaml: document 2"
+# A valid policy Kuma stamped with another zone (serve runs with the default zone "default").
+printf 'apiVersion: kuma.io/v1alpha1\nkind: MeshMetric\nmetadata:\n  name: from-east\n  namespace: kuma-system\n  labels: {kuma.io/zone: east, kuma.io/origin: zone}\nspec:\n  targetRef: {kind: Mesh}\n  default: {}\n' >"$POL/zz-broken.yaml"
+for _ in $(seq 50); do grep -q 'policy selects nothing here' "$TMP/serve.log" && break; sleep 0.1; done
+contains "another zone's policy: logged" "$(grep 'policy selects nothing here' "$TMP/serve.log")" "kuma-system/from-east"
+check "another zone's policy: logged once across reloads" "$(sleep 0.5; touch "$POL/zz-broken.yaml"; sleep 0.5; grep -c 'policy selects nothing here' "$TMP/serve.log")" "1"
+contains "another zone's policy: /readyz?verbose lists it" "$(curl -sS "$PLAIN/readyz?verbose")" \
+    $'[+]policy-notes ok: 1 valid policies select no data plane proxy here\n    kuma-system/from-east: it carries kuma.io/zone: east'
 rm -f "$POL/zz-broken.yaml"
 cp "$DATA/policies/meshmetric-tls.yaml" "$POL/"
 for _ in $(seq 50); do GOT=$(first_port); [ "$GOT" == 5670 ] && break; sleep 0.1; done

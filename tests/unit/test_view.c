@@ -173,6 +173,60 @@ static void test_zone_notes(void **state)
     view_unref(v);
 }
 
+/* What a rebuild adds: rejections and notes not in the previous view, each by id and text. */
+#define BAD_PORT(p)                                                                            \
+    "---\nkind: MeshMetric\nmetadata: {name: bad, namespace: kuma-system}\nspec: {default: "   \
+    "{backends: [{type: Prometheus, prometheus: {port: " #p "}}]}}\n"
+#define EAST                                                                                   \
+    "---\nkind: MeshMetric\nmetadata: {name: e, namespace: kuma-system, labels: {kuma.io/zone: " \
+    "east, kuma.io/origin: zone}}\nspec: {default: {}}\n"
+#define NS "---\nkind: Namespace\nmetadata: {name: x}\n"
+#define BAD_APP                                                                                \
+    "---\nkind: MeshMetric\nmetadata: {name: bad, namespace: kuma-system}\nspec: {default: "   \
+    "{applications: [{port: 0}]}}\n"
+#define CM "---\nkind: ConfigMap\nmetadata: {name: c}\n" /* build() wants one ignored */
+static void test_new_since(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *name;
+        const char *old; /* NULL: no view before */
+        const char *fresh;
+        size_t want_rej, want_notes;
+    } cases[] = {
+        {"first view: everything is new", NULL, BAD_PORT(70000) EAST CM, 1, 1},
+        {"same again: nothing new", BAD_PORT(70000) EAST CM, BAD_PORT(70000) EAST CM, 0, 0},
+        {"another error for the same policy is new", BAD_PORT(70000) EAST CM, BAD_APP EAST CM, 1, 0},
+        {"a note appears", BAD_PORT(70000) CM, BAD_PORT(70000) EAST CM, 0, 1},
+        {"a rejection appears", NS EAST CM, BAD_PORT(70000) EAST CM, 1, 0},
+        {"what went away is not new", BAD_PORT(70000) EAST CM, NS CM, 0, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct policy_view *ov = cases[i].old ? build(cases[i].old, "west") : NULL;
+        struct policy_view *nv = build(cases[i].fresh, "west");
+        size_t *idx = NULL;
+        size_t got = view_new_rejections(ov, nv, &idx);
+        if (got != cases[i].want_rej)
+            fail_msg("%s: %zu new rejections, want %zu", cases[i].name, got, cases[i].want_rej);
+        if (got)
+            assert_int_equal(idx[0], 0);
+        free(idx);
+        got = view_new_notes(ov, nv, &idx);
+        if (got != cases[i].want_notes)
+            fail_msg("%s: %zu new notes, want %zu", cases[i].name, got, cases[i].want_notes);
+        if (got)
+            assert_int_equal(idx[0], 0);
+        free(idx);
+        view_unref(ov);
+        view_unref(nv);
+    }
+}
+#undef BAD_PORT
+#undef EAST
+#undef NS
+#undef CM
+#undef BAD_APP
+
 /* An empty view, shared references, and the memo switch. */
 static void test_empty_and_refs(void **state)
 {
@@ -198,6 +252,7 @@ int main(void)
     xalloc_install_json();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_indexes),
+        cmocka_unit_test(test_new_since),
         cmocka_unit_test(test_duplicates_and_errors),
         cmocka_unit_test(test_zone_notes),
         cmocka_unit_test(test_empty_and_refs),
