@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Source checks (curl's checksrc in spirit): banned calls, each folder's
-# dependency rules (STYLE.md), no I/O in core, and a self-contained repository.
+# dependency rules (which project folders and external libraries it may
+# include; the table is below and in docs/architecture.md, "Libraries and their
+# rules"), no I/O in core, and a self-contained repository.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rc=0

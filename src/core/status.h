@@ -10,7 +10,11 @@
  * conditions[] with type, status, reason and message: every other field is
  * pruned by the API server. So the figures travel in the reason
  * ("InSync:12,OutOfSync:2", which the reason pattern allows) and in the
- * bounded message; our own CRD adds the counters and observedGeneration.
+ * bounded message. Our own CRD (crds/) keeps that status schema unchanged
+ * (it adds only the status subresource and printer columns), so the
+ * operator writes the same four fields on both: no counters, no
+ * lastTransitionTime, no observedGeneration (the operator calls
+ * status_merge_conditions with timestamps off).
  */
 #ifndef MM_CORE_STATUS_H
 #define MM_CORE_STATUS_H
