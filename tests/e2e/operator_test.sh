@@ -14,7 +14,7 @@
 #   MM_OPERATOR_TEST_MODE=standins   check only the stand-ins and the harness (setup, the
 #                                    injector in both orders with `serve --policies-dir`,
 #                                    the Deployment controller, kuma-cp's writer, the oracle)
-#   MM_OPERATOR_TEST_FAIL_SECONDS=N  length of the 500s outage (default 12; see the doc)
+#   MM_OPERATOR_TEST_FAIL_SECONDS=N  length of the 500s outage (default 30; see the doc)
 #   MM_OPERATOR_TEST_KEEP=1          keep the work directory (logs, stand-in stats)
 set -u
 export LC_ALL=C # EPOCHREALTIME and printf with a "." decimal point
@@ -26,7 +26,7 @@ ROOT=$(cd "$HERE/../.." && pwd)
 OPD=$ROOT/tests/operator
 DATA=$OPD/testdata
 MODE=${MM_OPERATOR_TEST_MODE:-full}
-FAIL_SECONDS=${MM_OPERATOR_TEST_FAIL_SECONDS:-12}
+FAIL_SECONDS=${MM_OPERATOR_TEST_FAIL_SECONDS:-30}
 
 [ -x "$BIN" ] || { echo "missing $BIN"; echo "0 passed, 1 failed"; exit 1; }
 
@@ -647,7 +647,9 @@ TF=$(now)
 sleep "$FAIL_SECONDS"
 control reset-faults
 echo "# outage lasted $(since "$TF")s; operator requests during it: $(H requests --since "$TF" --ua-prefix meshmetric-operator 2>/dev/null)"
-settle "500s" 35
+# After 30 s of failures each reflector's backoff is near its 30 s cap (client-go's), and
+# decisions wait until every cache lists or watches again.
+settle "500s" 75
 check "the Lease stayed with run 2 through the 500s" "$(H lease | python3 -c 'import json,sys; print(json.load(sys.stdin).get("holderIdentity"))')" "$HOLDER2"
 
 phase "fault: API server restart, state kept"
