@@ -122,8 +122,9 @@ static bool stores_consistent(struct reconciler *r)
     bool current = caches_current(r->cfg.caches, stale, sizeof stale);
     bool was_holding = atomic_exchange(&r->holding, !current);
     if (!current && !was_holding)
-        LOG(LOG_WARN, "operator: holding status writes, Events and restarts: cannot list or "
-                      "watch %s, so the caches may not match the cluster",
+        LOG(LOG_WARN,
+            "operator: holding status writes, Events and restarts: cannot list or "
+            "watch %s, so the caches may not match the cluster",
             stale);
     else if (current && was_holding)
         LOG(LOG_INFO, "operator: caches follow the API server again; status writes resume");
@@ -194,14 +195,12 @@ static void pod_workload(struct reconciler *r, const struct podstore_pod *pod, c
         if (strcmp(o.kind, "ReplicaSet") || !r->replicasets)
             return;
         /* The ReplicaSet's controller, when it is a Deployment. */
-        const struct cache_entry *rs =
-            cache_get(r->replicasets, podstore_namespace(pod), o.name);
+        const struct cache_entry *rs = cache_get(r->replicasets, podstore_namespace(pod), o.name);
         kind[0] = name[0] = '\0';
         snprintf(kind, kind_len, "ReplicaSet");
         snprintf(name, name_len, "%s", o.name);
         const json_t *owners =
-            rs ? json_object_get(json_object_get(rs->object, "metadata"), "ownerReferences")
-               : NULL;
+            rs ? json_object_get(json_object_get(rs->object, "metadata"), "ownerReferences") : NULL;
         size_t k;
         json_t *ref;
         json_array_foreach(owners, k, ref)
@@ -255,8 +254,12 @@ static void pod_event(struct reconciler *r, const struct podstore_pod *pod, enum
 {
     if (!r->cfg.events)
         return;
-    struct event_ref ref = {"v1", KIND_POD, podstore_namespace(pod), podstore_name(pod),
-                            podstore_uid(pod), podstore_resource_version(pod)};
+    struct event_ref ref = {"v1",
+                            KIND_POD,
+                            podstore_namespace(pod),
+                            podstore_name(pod),
+                            podstore_uid(pod),
+                            podstore_resource_version(pod)};
     const char *recorded = podstore_annotation(pod, PODPATCH_ANNOT_HASH);
     switch (sync) {
     case POD_SYNC_IN_SYNC:
@@ -279,31 +282,30 @@ static void pod_event(struct reconciler *r, const struct podstore_pod *pod, enum
                       w->empty ? " (no metrics config)" : "");
         break;
     case POD_SYNC_DATAPLANE_DRIFT:
-        events_record(r->cfg.events, &ref, "Warning", status_pod_reason(sync), "Reconcile",
-                      "%s", w->drift ? w->drift : "Kuma's Dataplane differs");
+        events_record(r->cfg.events, &ref, "Warning", status_pod_reason(sync), "Reconcile", "%s",
+                      w->drift ? w->drift : "Kuma's Dataplane differs");
         break;
     }
 }
 
 static void maybe_repair(struct reconciler *r, const struct podstore_pod *pod, enum pod_sync sync)
 {
-    if (!r->cfg.repair || !leader(r) ||
-        (sync != POD_SYNC_NOT_APPLIED && sync != POD_SYNC_OUTDATED))
+    if (!r->cfg.repair || !leader(r) || (sync != POD_SYNC_NOT_APPLIED && sync != POD_SYNC_OUTDATED))
         return;
     char kind[64], name[256], why[512];
     pod_workload(r, pod, kind, sizeof kind, name, sizeof name);
     struct repair_target t = {kind, podstore_namespace(pod), name};
     enum repair_result res = repair_restart(r->cfg.repair, &t, why, sizeof why);
     if (res == REPAIR_RESTARTED || res == REPAIR_NOT_A_WORKLOAD || res == REPAIR_FAILED)
-        log_kv(res == REPAIR_RESTARTED ? LOG_INFO : LOG_WARN, "repair", "pod",
-               podstore_name(pod), "namespace", podstore_namespace(pod), "result",
-               repair_result_name(res), "detail", why, NULL);
+        log_kv(res == REPAIR_RESTARTED ? LOG_INFO : LOG_WARN, "repair", "pod", podstore_name(pod),
+               "namespace", podstore_namespace(pod), "result", repair_result_name(res), "detail",
+               why, NULL);
     if (r->cfg.events && (res == REPAIR_RESTARTED || res == REPAIR_NOT_A_WORKLOAD)) {
-        struct event_ref ref = {"v1", KIND_POD, podstore_namespace(pod), podstore_name(pod),
-                                podstore_uid(pod), NULL};
+        struct event_ref ref = {
+            "v1", KIND_POD, podstore_namespace(pod), podstore_name(pod), podstore_uid(pod), NULL};
         events_record(r->cfg.events, &ref, res == REPAIR_RESTARTED ? "Normal" : "Warning",
-                      res == REPAIR_RESTARTED ? "WorkloadRestarted" : "RestartSkipped",
-                      "Repair", "%s", why);
+                      res == REPAIR_RESTARTED ? "WorkloadRestarted" : "RestartSkipped", "Repair",
+                      "%s", why);
     }
     if (res == REPAIR_RATE_LIMITED || res == REPAIR_TOO_MANY_UNAVAILABLE ||
         res == REPAIR_COOLING_DOWN || res == REPAIR_FAILED) {
@@ -449,50 +451,68 @@ static void collect_members(struct reconciler *r, struct member_collect *c)
 
 static const struct k8s_resource MESHMETRICS = {"kuma.io", "v1alpha1", "meshmetrics"};
 
-/* Write wanted conditions onto the MeshMetric ns/name (read-modify-write, 409 retried). */
+/*
+ * Write wanted conditions onto the MeshMetric ns/name: a JSON merge patch of status.conditions
+ * (ours merged into the others' as the object had them) carrying the resourceVersion they were
+ * read at, so the API server answers 409 if anyone wrote in between (kuma-cp); then the object
+ * is read again and the merge redone. The first attempt starts from the cached object, so an
+ * uncontended write is one request. A patch leaves the rest of the object alone (the cache
+ * keeps no managedFields or last-applied annotation; a PUT from it would drop them).
+ */
 static enum mm_status write_status(struct reconciler *r, const char *ns, const char *name,
-                                   const json_t *wanted, bool *wrote)
+                                   const json_t *cached, const json_t *wanted, bool *wrote)
 {
     enum mm_status st = MM_OK;
     struct k8s_error err = K8S_ERROR_INIT;
     struct k8s_call_opts opts = {.field_manager = "meshmetric-operator"};
+    json_t *obj = json_incref((json_t *)(uintptr_t)cached);
     *wrote = false;
     for (int attempt = 0; attempt < 5; attempt++) {
-        json_t *obj = NULL;
-        st = k8s_get(r->cfg.client, &MESHMETRICS, ns, name, NULL, &opts, &obj, &err);
-        if (st == MM_ERR_NOT_FOUND) {
-            st = MM_OK; /* deleted meanwhile */
-            break;
+        if (!obj) {
+            st = k8s_get(r->cfg.client, &MESHMETRICS, ns, name, NULL, &opts, &obj, &err);
+            if (st == MM_ERR_NOT_FOUND) {
+                st = MM_OK; /* deleted meanwhile */
+                break;
+            }
+            if (st)
+                break;
         }
-        if (st)
-            break;
-        json_t *status = json_object_get(obj, "status");
         bool changed = false;
-        json_t *merged = status_merge_conditions(json_object_get(status, "conditions"), wanted,
-                                                 false, NULL, -1, &changed);
-        if (!changed) {
+        json_t *merged =
+            status_merge_conditions(json_object_get(json_object_get(obj, "status"), "conditions"),
+                                    wanted, false, NULL, -1, &changed);
+        const char *rv =
+            json_string_value(json_object_get(json_object_get(obj, "metadata"), "resourceVersion"));
+        if (!changed || !rv) {
             json_decref(merged);
-            json_decref(obj);
+            if (changed) { /* no resourceVersion to guard the write with: read the object */
+                json_decref(obj);
+                obj = NULL;
+                continue;
+            }
             break;
         }
-        if (!json_is_object(status)) {
-            status = json_object();
-            json_object_set_new(obj, "status", status);
-        }
-        json_object_set_new(status, "conditions", merged);
-        st = k8s_update(r->cfg.client, &MESHMETRICS, ns, name,
-                        r->cfg.status_subresource ? "status" : NULL, obj, &opts, NULL, &err);
+        json_t *patch = json_pack("{s:{s:s}, s:{s:o}}", "metadata", "resourceVersion", rv, "status",
+                                  "conditions", merged);
+        st = k8s_patch(r->cfg.client, &MESHMETRICS, ns, name,
+                       r->cfg.status_subresource ? "status" : NULL, K8S_PATCH_MERGE, patch, &opts,
+                       NULL, &err);
+        json_decref(patch);
         json_decref(obj);
+        obj = NULL;
         if (st == MM_ERR_CONFLICT) {
             atomic_fetch_add(&r->status_conflicts, 1);
             continue; /* someone wrote in between (kuma-cp): read again */
         }
-        if (st == MM_OK) {
+        if (st == MM_ERR_NOT_FOUND)
+            st = MM_OK; /* deleted meanwhile */
+        else if (st == MM_OK) {
             *wrote = true;
             atomic_fetch_add(&r->status_writes, 1);
         }
         break;
     }
+    json_decref(obj);
     if (st)
         log_kv(LOG_WARN, "cannot write MeshMetric status", "namespace", ns, "name", name, "error",
                err.base.message, NULL);
@@ -528,13 +548,13 @@ static enum mm_status reconcile_status(struct reconciler *r, const char *key)
     json_t *wanted = status_conditions(errors, c.items, c.n, &fig);
     enum mm_status st = MM_OK;
     bool changed = false;
-    json_t *check = status_merge_conditions(
-        json_object_get(json_object_get(e->object, "status"), "conditions"), wanted, false, NULL,
-        -1, &changed);
+    json_t *check =
+        status_merge_conditions(json_object_get(json_object_get(e->object, "status"), "conditions"),
+                                wanted, false, NULL, -1, &changed);
     json_decref(check);
     bool wrote = false;
     if (changed)
-        st = write_status(r, ns, name, wanted, &wrote);
+        st = write_status(r, ns, name, e->object, wanted, &wrote);
 
     /* An event when the figures change (not for the first report of an unchanged state). */
     pthread_mutex_lock(&r->lock);
@@ -804,10 +824,11 @@ static bool render_histogram(struct strbuf *out, const char *controller, struct 
     bool ok = true;
     for (size_t i = 0; i < N_BUCKETS && ok; i++) {
         cum += atomic_load(&h->buckets[i]);
-        ok = strbuf_printf(out,
-                           "meshmetric_operator_reconcile_duration_seconds_bucket{controller=\"%s\","
-                           "le=\"%g\"} %llu\n",
-                           controller, BUCKETS[i], cum);
+        ok =
+            strbuf_printf(out,
+                          "meshmetric_operator_reconcile_duration_seconds_bucket{controller=\"%s\","
+                          "le=\"%g\"} %llu\n",
+                          controller, BUCKETS[i], cum);
     }
     cum += atomic_load(&h->buckets[N_BUCKETS]);
     return ok &&
@@ -818,8 +839,8 @@ static bool render_histogram(struct strbuf *out, const char *controller, struct 
                          "%.6f\n"
                          "meshmetric_operator_reconcile_duration_seconds_count{controller=\"%s\"} "
                          "%llu\n",
-                         controller, cum, controller,
-                         (double)atomic_load(&h->sum_us) / 1e6, controller, cum);
+                         controller, cum, controller, (double)atomic_load(&h->sum_us) / 1e6,
+                         controller, cum);
 }
 
 bool reconciler_render_metrics(struct reconciler *r, struct strbuf *out)

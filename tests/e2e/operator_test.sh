@@ -597,12 +597,12 @@ cp_errors() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["e
 W0=$(cp_writes) G0=$(generations) E0=$(cp_errors) TW=$(now)
 sleep 20
 W1=$(cp_writes) G1=$(generations) E1=$(cp_errors)
-OPW=$(H requests --since "$TW" --method PUT --path-re '^/apis/kuma.io/v1alpha1/namespaces/[^/]+/meshmetrics/' --ua-prefix meshmetric-operator 2>/dev/null)
+OPW=$(H requests --since "$TW" --method PUT,PATCH --path-re '^/apis/kuma.io/v1alpha1/namespaces/[^/]+/meshmetrics/' --ua-prefix meshmetric-operator 2>/dev/null)
 echo "# 20 s window: kuma-cp stand-in wrote $((W1 - W0)), the operator wrote $OPW, generations grew by $((G1 - G0))"
 if [ "$((W1 - W0))" -le 2 ]; then ok "no write loop: kuma-cp stand-in wrote $((W1 - W0)) times in 20 s"
 else bad "no write loop: kuma-cp stand-in wrote $((W1 - W0)) times in 20 s" "$(tail -n 5 "$TMP/kumacp.log")"; fi
 if [ "$OPW" -le 2 ]; then ok "no write loop: the operator wrote $OPW MeshMetric statuses in 20 s"
-else bad "no write loop: the operator wrote $OPW MeshMetric statuses in 20 s" "$(H requests --since "$TW" --method PUT --path-re meshmetrics --ua-prefix meshmetric-operator 2>&1 | tail -n 6)"; fi
+else bad "no write loop: the operator wrote $OPW MeshMetric statuses in 20 s" "$(H requests --since "$TW" --method PUT,PATCH --path-re meshmetrics --ua-prefix meshmetric-operator 2>&1 | tail -n 6)"; fi
 if [ "$((G1 - G0))" -le 4 ]; then ok "MeshMetric generations grew by $((G1 - G0)) in 20 s (status writes bump them without a status subresource)"
 else bad "MeshMetric generations grew by $((G1 - G0)) in 20 s"; fi
 check "conditions hold only type, status, reason, message (Kuma's schema prunes the rest)" \
@@ -676,7 +676,7 @@ k apply -f "$DATA/policies.yaml" -f "$DATA/policy-otel.yaml" -f "$DATA/deploy-we
 check "after the loss: policies, Deployments and solo re-created" "$?" "0"
 sleep 6
 TE=$(now)
-N_PUT=$(H requests --since "$TL" --until "${TE}" --method PUT --path-re '^/apis/kuma.io/v1alpha1/namespaces/[^/]+/meshmetrics/' --ua-prefix meshmetric-operator 2>"$TMP/halfsync.txt")
+N_PUT=$(H requests --since "$TL" --until "${TE}" --method PUT,PATCH --path-re '^/apis/kuma.io/v1alpha1/namespaces/[^/]+/meshmetrics/' --ua-prefix meshmetric-operator 2>"$TMP/halfsync.txt")
 if [ "$N_PUT" == 0 ]; then ok "no MeshMetric status written while the pod cache could not re-sync ($(since "$TL") s)"
 else bad "no MeshMetric status written while the pod cache could not re-sync" "$(cat "$TMP/halfsync.txt")" \
     "$(H get /apis/kuma.io/v1alpha1/meshmetrics --expr '[(m["metadata"]["name"], m.get("status")) for m in d["items"]]')"; fi
@@ -735,7 +735,7 @@ sed 's/name: solo/name: gap/; s/app: solo/app: gap/' "$DATA/pod-solo.yaml" | kin
 expect "kill -9 the leader: replica-$OTHER takes over within 20 s" H wait-lease --holder "replica-$OTHER" --deadline "$(left "$T_KILL" 20)"
 T_ACQ=$(now)
 echo "# takeover after kill -9: $(since "$T_KILL")s"
-N_GAP=$(H requests --since "$T_KILL" --until "$(awk -v t="$T_ACQ" 'BEGIN{printf "%.3f", t - 0.5}')" --method PUT --path-re 'meshmetrics/' --ua-prefix meshmetric-operator 2>&1 >/dev/null | wc -l)
+N_GAP=$(H requests --since "$T_KILL" --until "$(awk -v t="$T_ACQ" 'BEGIN{printf "%.3f", t - 0.5}')" --method PUT,PATCH --path-re 'meshmetrics/' --ua-prefix meshmetric-operator 2>&1 >/dev/null | wc -l)
 check "no status written while nobody leads" "$N_GAP" "0"
 control service-map "{\"meshmetric-system/meshmetric-operator:443\":\"127.0.0.1:${OP_HPORT[$OTHER]}\"}"
 expect "replica-$OTHER reports itself leader (meshmetric_operator_leader 1)" wait_metric "$OTHER" meshmetric_operator_leader 1 3

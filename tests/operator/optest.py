@@ -20,7 +20,7 @@ Commands
   expect-events --ns NS --kind K --names N1,N2 --reason R --type T --deadline S [--min-series C]
                                   wait until each named object has exactly one Event of that
                                   reason from the operator (and series.count >= C)
-  requests --since T [--until T] [--method M] [--path-re RE] [--ua-prefix P | --ua-not-prefix P]
+  requests --since T [--until T] [--method M[,M...]] [--path-re RE] [--ua-prefix P | --ua-not-prefix P]
                                   count the API server's logged requests that match (the lines
                                   go to stderr)
   lease [--ns NS] [--name N]      the Lease spec (JSON)
@@ -458,7 +458,7 @@ def cmd_requests(a):
     for r in body.get("requests") or []:
         if r["time"] < a.since or (a.until and r["time"] > a.until):
             continue
-        if a.method and r["method"] != a.method:
+        if a.method and r["method"] not in a.method.split(","):
             continue
         if a.path_re and not re.search(a.path_re, r["path"]):
             continue
