@@ -19,9 +19,12 @@
  *   operator_bench converge [--kubeconfig F] [--timeout-s N]
  *       The caches, the policy view and the reconcilers (always the leader):
  *       the time until every pod is evaluated and every MeshMetric status
- *       written from nothing, then the time until everything converges after
- *       one mesh-wide MeshMetric is changed to select no pod (every pod is
- *       evaluated again; that policy's status is rewritten). One JSON line.
+ *       written, then the time until everything converges after one
+ *       mesh-wide MeshMetric changes its appendProfiles: every pod's config
+ *       changes (profiles are concatenated across policies), so every pod is
+ *       evaluated again and goes out of sync, and every MeshMetric that
+ *       selects pods gets a new status. The change is undone at the end. One
+ *       JSON line.
  */
 #include <errno.h>
 #ifdef __GLIBC__
@@ -179,8 +182,8 @@ static bool status_subresource(struct k8s_client *c)
     if (k8s_get(c, &crds, NULL, "meshmetrics.kuma.io", NULL, NULL, &crd, &err) == MM_OK) {
         size_t i;
         json_t *v;
-        json_array_foreach(json_object_get(json_object_get(crd, "spec"), "versions"), i, v)
-            sub |= json_is_object(json_object_get(json_object_get(v, "subresources"), "status"));
+        json_array_foreach(json_object_get(json_object_get(crd, "spec"), "versions"), i, v) sub |=
+            json_is_object(json_object_get(json_object_get(v, "subresources"), "status"));
     }
     json_decref(crd);
     k8s_error_cleanup(&err);
@@ -418,40 +421,45 @@ done:
 
 struct pick {
     char ns[128], name[128];
-    json_t *target_ref; /* its original targetRef (JSON null when absent) */
+    json_t *profiles; /* its original spec.default.sidecar.profiles.appendProfiles (or null) */
 };
 
 /* The first mesh-wide MeshMetric (system namespace, targetRef Mesh or absent). */
 static bool pick_policy(void *ctx, const struct cache_entry *e)
 {
     struct pick *p = ctx;
-    const json_t *tr = json_object_get(json_object_get(e->object, "spec"), "targetRef");
+    const json_t *spec = json_object_get(e->object, "spec");
+    const json_t *tr = json_object_get(spec, "targetRef");
     const char *kind = json_string_value(json_object_get(tr, "kind"));
-    if (p->name[0] || strcmp(e->namespace, "kuma-system") || (kind && strcmp(kind, "Mesh")))
+    if (p->name[0] || strcmp(e->namespace, "kuma-system") || (kind && strcmp(kind, "Mesh")) ||
+        json_object_size(tr) > 1)
         return true;
     snprintf(p->ns, sizeof p->ns, "%s", e->namespace);
     snprintf(p->name, sizeof p->name, "%s", e->name);
-    p->target_ref = tr ? json_deep_copy(tr) : json_null();
+    json_t *ap = json_object_get(
+        json_object_get(json_object_get(json_object_get(spec, "default"), "sidecar"), "profiles"),
+        "appendProfiles");
+    p->profiles = ap ? json_deep_copy(ap) : json_null();
     return false;
 }
 
-static const char *status_reason(struct cache_store *s, const char *ns, const char *name,
-                                 char *buf, size_t len)
+/* A MeshMetric whose status still counts an in-sync dataplane. */
+static bool find_in_sync(void *ctx, const struct cache_entry *e)
 {
-    buf[0] = '\0';
-    const struct cache_entry *e = cache_get(s, ns, name);
+    bool *found = ctx;
     size_t i;
     json_t *c;
-    json_array_foreach(e ? json_object_get(json_object_get(e->object, "status"), "conditions")
-                         : NULL,
-                       i, c)
+    json_array_foreach(json_object_get(json_object_get(e->object, "status"), "conditions"), i, c)
     {
         const char *t = json_string_value(json_object_get(c, "type"));
-        if (t && !strcmp(t, "meshmetric.kuma.io/DataplanesInSync"))
-            snprintf(buf, len, "%s", json_string_value(json_object_get(c, "reason")));
+        const char *r = json_string_value(json_object_get(c, "reason"));
+        if (t && r && !strcmp(t, "meshmetric.kuma.io/DataplanesInSync") &&
+            !strncmp(r, "InSync:", 7) && strncmp(r, "InSync:0,", 9)) {
+            *found = true;
+            return false;
+        }
     }
-    cache_entry_unref(e);
-    return buf;
+    return true;
 }
 
 static int converge_main(const struct args *a)
@@ -492,12 +500,12 @@ static int converge_main(const struct args *a)
     uint64_t gen0 = view_generation(v);
     view_unref(v);
     static const struct k8s_resource mm = {"kuma.io", "v1alpha1", "meshmetrics"};
-    json_t *patch = json_pack("{s:{s:{s:s, s:{s:s}}}}", "spec", "targetRef", "kind", "Dataplane",
-                              "labels", "meshmetric-bench", "selects-nothing");
+    json_t *patch = json_pack("{s:{s:{s:{s:{s:[{s:s}]}}}}}", "spec", "default", "sidecar",
+                              "profiles", "appendProfiles", "name", "None");
     struct k8s_error kerr = K8S_ERROR_INIT;
     double t1 = now_s();
-    enum mm_status st = k8s_patch(c, &mm, p.ns, p.name, NULL, K8S_PATCH_MERGE, patch, NULL, NULL,
-                                  &kerr);
+    enum mm_status st =
+        k8s_patch(c, &mm, p.ns, p.name, NULL, K8S_PATCH_MERGE, patch, NULL, NULL, &kerr);
     json_decref(patch);
     if (st) {
         fprintf(stderr, "operator_bench converge: patch: %s\n", kerr.base.message);
@@ -505,16 +513,15 @@ static int converge_main(const struct args *a)
         goto done;
     }
     k8s_error_cleanup(&kerr);
-    char reason[128];
     bool converged = false;
     while (now_s() - t1 < (double)a->timeout_s) {
         v = r.src.acquire(r.src.ctx);
         uint64_t gen = view_generation(v);
         view_unref(v);
-        if (gen > gen0 &&
-            !strcmp(status_reason(mms, p.ns, p.name, reason, sizeof reason),
-                    "InSync:0,OutOfSync:0") &&
-            reconciler_wait_idle(r.rec, 10)) {
+        bool in_sync = false;
+        if (gen > gen0)
+            cache_foreach(mms, NULL, find_in_sync, &in_sync);
+        if (gen > gen0 && !in_sync && reconciler_wait_idle(r.rec, 10)) {
             converged = true;
             break;
         }
@@ -524,27 +531,26 @@ static int converge_main(const struct args *a)
     struct reconcile_stats s1;
     reconciler_stats(r.rec, &s1);
     json_t *out = json_pack(
-        "{s:b, s:b, s:f, s:f, s:f, s:i, s:i, s:i, s:i, s:i, s:s, s:f}", "idle", idle,
-        "converged", converged, "ready_s", t_ready, "initial_s", t_initial, "converge_s",
-        t_converge, "pods", (json_int_t)s1.pods, "status_writes_initial",
-        (json_int_t)s0.status_writes, "status_writes_change",
-        (json_int_t)(s1.status_writes - s0.status_writes), "pod_reconciles_change",
-        (json_int_t)(s1.pod_ok - s0.pod_ok), "out_of_sync", (json_int_t)s1.out_of_sync, "changed",
-        p.name, "cpu_s", cpu_s() - cpu0);
+        "{s:b, s:b, s:f, s:f, s:f, s:i, s:i, s:i, s:i, s:i, s:s, s:f}", "idle", idle, "converged",
+        converged, "ready_s", t_ready, "initial_s", t_initial, "converge_s", t_converge, "pods",
+        (json_int_t)s1.pods, "status_writes_initial", (json_int_t)s0.status_writes,
+        "status_writes_change", (json_int_t)(s1.status_writes - s0.status_writes),
+        "pod_reconciles_change", (json_int_t)(s1.pod_ok - s0.pod_ok), "out_of_sync",
+        (json_int_t)s1.out_of_sync, "changed", p.name, "cpu_s", cpu_s() - cpu0);
     char *text = json_dumps(out, JSON_COMPACT);
     printf("%s\n", text);
     free(text);
     json_decref(out);
     rc = converged ? 0 : 1;
     /* Put the policy back for the next run. */
-    json_t *back = json_pack("{s:{s:O}}", "spec", "targetRef", p.target_ref);
+    json_t *back = json_pack("{s:{s:{s:{s:{s:O}}}}}", "spec", "default", "sidecar", "profiles",
+                             "appendProfiles", p.profiles);
     if (k8s_patch(c, &mm, p.ns, p.name, NULL, K8S_PATCH_MERGE, back, NULL, NULL, &kerr) != MM_OK)
-        fprintf(stderr, "operator_bench converge: restoring %s: %s\n", p.name,
-                kerr.base.message);
+        fprintf(stderr, "operator_bench converge: restoring %s: %s\n", p.name, kerr.base.message);
     k8s_error_cleanup(&kerr);
     json_decref(back);
-    json_decref(p.target_ref);
-    p.target_ref = NULL;
+    json_decref(p.profiles);
+    p.profiles = NULL;
 done:
     stop(&r);
     k8s_client_free(c);

@@ -149,9 +149,8 @@ static void universal(const json_t *doc, const char *type, const struct where *w
         json_decref(labels);
     /* A new-style policy keeps its body under "spec" in both forms; a Mesh has its fields at
      * the top level in Universal. kumactl's creationTime/modificationTime are not spec. */
-    const json_t *body = mm && json_is_object(json_object_get(doc, "spec"))
-                             ? json_object_get(doc, "spec")
-                             : doc;
+    const json_t *body =
+        mm && json_is_object(json_object_get(doc, "spec")) ? json_object_get(doc, "spec") : doc;
     const char *key;
     json_t *v;
     json_object_foreach((json_t *)body, key, v)

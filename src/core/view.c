@@ -41,7 +41,7 @@ struct policy_view {
     json_t *services;   /* namespace -> index into svc_groups */
     struct svc_group *svc_groups;
     size_t n_svc_groups;
-    json_t *owners;     /* "Kind/namespace/name" -> object */
+    json_t *owners; /* "Kind/namespace/name" -> object */
     size_t n_services;
     struct view_rejection *rejections;
     size_t n_rejections;
@@ -144,8 +144,8 @@ void view_builder_free(struct view_builder *b)
 
 void view_builder_add_policy(struct view_builder *b, struct policy *p)
 {
-    char *key = xasprintf("%s/%s/%s", p->kind == POLICY_MESH ? "Mesh" : "MeshMetric",
-                          p->namespace, p->name);
+    char *key = xasprintf("%s/%s/%s", p->kind == POLICY_MESH ? "Mesh" : "MeshMetric", p->namespace,
+                          p->name);
     json_int_t at = json_integer_value(json_object_get(b->policies, key));
     if (at > 0) { /* the same object twice: the later one wins */
         policy_unref(b->list[at - 1]);
@@ -195,8 +195,8 @@ void view_builder_add_object(struct view_builder *b, const char *kind, json_t *o
 
 static bool kept_kind(const char *kind)
 {
-    return !strcmp(kind, "Namespace") || !strcmp(kind, "Service") ||
-           !strcmp(kind, "ReplicaSet") || !strcmp(kind, "Job");
+    return !strcmp(kind, "Namespace") || !strcmp(kind, "Service") || !strcmp(kind, "ReplicaSet") ||
+           !strcmp(kind, "Job");
 }
 
 static enum mm_status add_one(struct view_builder *b, const json_t *obj, bool *ignored,
@@ -229,8 +229,8 @@ static enum mm_status add_one(struct view_builder *b, const json_t *obj, bool *i
             json_decref(it);
             if (st) {
                 if (err) { /* prefix the item's path, truncating long paths */
-                    char *field = xasprintf("items[%zu]%s%s", i, err->field[0] ? "." : "",
-                                            err->field);
+                    char *field =
+                        xasprintf("items[%zu]%s%s", i, err->field[0] ? "." : "", err->field);
                     snprintf(err->field, sizeof err->field, "%s", field);
                     free(field);
                 }
@@ -575,8 +575,7 @@ size_t view_new_rejections(const struct policy_view *old, const struct policy_vi
     return n;
 }
 
-size_t view_new_notes(const struct policy_view *old, const struct policy_view *fresh,
-                      size_t **idx)
+size_t view_new_notes(const struct policy_view *old, const struct policy_view *fresh, size_t **idx)
 {
     size_t n = 0;
     *idx = NULL;

@@ -141,8 +141,7 @@ size_t view_rejections(const struct policy_view *v, const struct view_rejection 
  */
 size_t view_new_rejections(const struct policy_view *old, const struct policy_view *fresh,
                            size_t **idx);
-size_t view_new_notes(const struct policy_view *old, const struct policy_view *fresh,
-                      size_t **idx);
+size_t view_new_notes(const struct policy_view *old, const struct policy_view *fresh, size_t **idx);
 
 /* The view's merge memo (thread-safe, core/memo.h). Borrowed. */
 struct memo *view_memo(const struct policy_view *v);

@@ -253,8 +253,8 @@ static enum mm_status list_all(struct k8s_reflector *r, const char *rv_param, lo
         /* Streamed: each item is parsed alone as it arrives (a 10,000-pod list never becomes
          * one JSON tree). */
         char *prv = NULL, *next = NULL;
-        rc = k8s_list_stream(r->client, &r->res, r->ns, &l, &call, r->opts.max_event,
-                             deliver_item, &lr, &prv, &next, err);
+        rc = k8s_list_stream(r->client, &r->res, r->ns, &l, &call, r->opts.max_event, deliver_item,
+                             &lr, &prv, &next, err);
         if (rc == MM_ERR_EXPIRED && cont) {
             /* The continue token expired part way (client-go's pager, FullListIfExpired):
              * start again with one full, consistent list. */

@@ -650,7 +650,8 @@ static void on_replace_end(void *ctx, const char *resource_version)
     struct cache_store *s = ctx;
     (void)resource_version;
     sweep(s);
-    atomic_store(&s->replacing, false); /* before anyone hears of the sync (the bench measures then) */
+    atomic_store(&s->replacing,
+                 false); /* before anyone hears of the sync (the bench measures then) */
     bool first = !atomic_exchange(&s->synced, true);
     atomic_fetch_add(&s->lists, 1);
     for (size_t i = 0; i < s->n_handlers; i++)

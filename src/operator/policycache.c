@@ -31,8 +31,7 @@ struct policycache {
     struct contributor contrib[MAX_CONTRIBUTORS];
     size_t n_contrib;
 
-    struct published current; /* struct policy_view */
-    atomic_bool ready;
+    struct view_cell cell; /* the published view, ready, reload counters */
 
     pthread_mutex_t lock; /* guards the fields below; cond signals them */
     pthread_cond_t cond;  /* CLOCK_MONOTONIC */
@@ -45,9 +44,6 @@ struct policycache {
 
     pthread_mutex_t build_lock; /* serialises builds (thread and flush) */
     uint64_t generation;        /* of the last view built (under build_lock) */
-
-    atomic_ullong reloads_ok, reloads_failed;
-    atomic_llong last_ok;
 };
 
 static uint64_t now_ms(void)
@@ -55,16 +51,6 @@ static uint64_t now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static void *ref_view(void *v)
-{
-    return view_ref(v);
-}
-
-static void unref_view(void *v)
-{
-    view_unref(v);
 }
 
 void policycache_stores_from(struct caches *cs, struct policycache_stores *out)
@@ -139,13 +125,59 @@ static bool all_synced(const struct policycache *pc)
     return true;
 }
 
+/*
+ * Whether a change can change the view. The view reads objects' spec and metadata; their
+ * status, resourceVersion, generation and managedFields it never reads. Skipping those matters:
+ * every MeshMetric status write (ours, kuma-cp's) and every ReplicaSet status update would
+ * otherwise rebuild the view and re-evaluate every pod.
+ */
+static bool metadata_differs(const json_t *a, const json_t *b)
+{
+    static const char *const ignored[] = {"resourceVersion", "generation", "managedFields"};
+    const char *key;
+    json_t *v;
+    for (int pass = 0; pass < 2; pass++) {
+        const json_t *x = pass ? b : a, *y = pass ? a : b;
+        json_object_foreach((json_t *)x, key, v)
+        {
+            bool skip = false;
+            for (size_t i = 0; i < sizeof ignored / sizeof *ignored && !skip; i++)
+                skip = !strcmp(key, ignored[i]);
+            if (!skip && !json_equal(v, json_object_get(y, key)))
+                return true;
+        }
+    }
+    return false;
+}
+
+static bool view_relevant(const struct cache_entry *old, const struct cache_entry *now)
+{
+    if (!old || !now || !old->object || !now->object)
+        return true;
+    const char *key;
+    json_t *v;
+    for (int pass = 0; pass < 2; pass++) {
+        const json_t *x = pass ? now->object : old->object;
+        const json_t *y = pass ? old->object : now->object;
+        json_object_foreach((json_t *)x, key, v)
+        {
+            if (!strcmp(key, "status"))
+                continue;
+            json_t *w = json_object_get(y, key);
+            if (!strcmp(key, "metadata") ? metadata_differs(v, w) : !json_equal(v, w))
+                return true;
+        }
+    }
+    return false;
+}
+
 static void on_changed(void *ctx, enum cache_change what, const struct cache_entry *old,
                        const struct cache_entry *now)
 {
     struct policycache *pc = ctx;
     (void)what;
-    (void)old;
-    (void)now;
+    if (!view_relevant(old, now))
+        return;
     uint64_t t = now_ms();
     pthread_mutex_lock(&pc->lock);
     if (!pc->dirty)
@@ -159,7 +191,7 @@ static void on_changed(void *ctx, enum cache_change what, const struct cache_ent
 static void on_synced(void *ctx, bool first)
 {
     struct policycache *pc = ctx;
-    if (!first || atomic_load(&pc->ready) || !all_synced(pc))
+    if (!first || view_cell_ready(&pc->cell) || !all_synced(pc))
         return;
     pthread_mutex_lock(&pc->lock);
     pc->build_now = true;
@@ -256,15 +288,13 @@ static uint64_t build(struct policycache *pc)
     struct policy_view *v = view_builder_finish(b, gen);
     struct view_counts c;
     view_counts(v, &c);
-    struct policy_view *old = published_get(&pc->current, NULL);
+    struct policy_view *old = view_cell_publish(&pc->cell, view_ref(v), gen, (long long)time(NULL));
     log_new(old, v);
     view_unref(old);
-    published_set(&pc->current, v, gen); /* readers keep the views they hold */
-    atomic_fetch_add(&pc->reloads_ok, 1);
-    atomic_store(&pc->last_ok, (long long)time(NULL));
-    bool became_ready = !atomic_load(&pc->ready) && all_synced(pc);
+    view_unref(v);
+    bool became_ready = !view_cell_ready(&pc->cell) && all_synced(pc);
     if (became_ready)
-        atomic_store(&pc->ready, true);
+        view_cell_set_ready(&pc->cell);
     pthread_mutex_unlock(&pc->build_lock);
 
     if (log_enabled(became_ready ? LOG_INFO : LOG_DEBUG)) {
@@ -319,8 +349,8 @@ static void *builder_main(void *arg)
     pthread_mutex_lock(&pc->lock);
     while (!pc->stop) {
         /* No view of a half-listed cluster: wait for the first sync of every store. */
-        if (!pc->dirty || (!pc->build_now && !atomic_load(&pc->ready))) {
-            if (pc->dirty && !atomic_load(&pc->ready) && all_synced(pc))
+        if (!pc->dirty || (!pc->build_now && !view_cell_ready(&pc->cell))) {
+            if (pc->dirty && !view_cell_ready(&pc->cell) && all_synced(pc))
                 pc->build_now = true; /* a sync raced with this check */
             else
                 timed_wait(pc, 1000);
@@ -363,11 +393,7 @@ enum mm_status policycache_create(const struct policycache_stores *stores,
     pc->debounce_ms = opt && opt->debounce_ms ? opt->debounce_ms : DEFAULT_DEBOUNCE_MS;
     pc->max_delay_ms = opt && opt->max_delay_ms ? opt->max_delay_ms : DEFAULT_MAX_DELAY_MS;
     struct view_options vo = {.system_namespace = pc->system_namespace, .zone = pc->zone};
-    published_init(&pc->current, view_empty(&vo), 0, ref_view, unref_view);
-    atomic_init(&pc->ready, false);
-    atomic_init(&pc->reloads_ok, 0);
-    atomic_init(&pc->reloads_failed, 0);
-    atomic_init(&pc->last_ok, 0);
+    view_cell_init(&pc->cell, view_empty(&vo), false);
     pthread_mutex_init(&pc->lock, NULL);
     pthread_mutex_init(&pc->build_lock, NULL);
     pthread_condattr_t attr;
@@ -439,7 +465,7 @@ void policycache_free(struct policycache *pc)
     if (!pc)
         return;
     policycache_stop(pc);
-    published_cleanup(&pc->current);
+    view_cell_cleanup(&pc->cell);
     pthread_cond_destroy(&pc->cond);
     pthread_mutex_destroy(&pc->lock);
     pthread_mutex_destroy(&pc->build_lock);
@@ -450,36 +476,13 @@ void policycache_free(struct policycache *pc)
 
 /* ---- the policy source ------------------------------------------------------------------- */
 
-static struct policy_view *source_acquire(void *ctx)
-{
-    struct policycache *pc = ctx;
-    return published_get(&pc->current, NULL);
-}
-
-static bool source_ready(void *ctx)
-{
-    struct policycache *pc = ctx;
-    return atomic_load(&pc->ready);
-}
-
-static struct policy_view *source_wait(void *ctx, uint64_t generation, unsigned timeout_ms)
-{
-    struct policycache *pc = ctx;
-    return published_wait(&pc->current, generation, timeout_ms, NULL);
-}
-
 struct policy_source policycache_source(struct policycache *pc)
 {
-    return (struct policy_source){
-        .acquire = source_acquire, .ready = source_ready, .wait_newer = source_wait, .ctx = pc};
+    return view_cell_source(&pc->cell);
 }
 
-void policycache_reload_counts(const struct policycache *cpc, uint64_t *ok, uint64_t *failed,
+void policycache_reload_counts(const struct policycache *pc, uint64_t *ok, uint64_t *failed,
                                int64_t *last_ok)
 {
-    struct policycache *pc = (struct policycache *)(uintptr_t)cpc;
-    *ok = atomic_load(&pc->reloads_ok);
-    *failed = atomic_load(&pc->reloads_failed);
-    if (last_ok)
-        *last_ok = (int64_t)atomic_load(&pc->last_ok);
+    view_cell_reload_counts(&pc->cell, ok, failed, last_ok);
 }

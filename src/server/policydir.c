@@ -32,29 +32,14 @@ struct policydir {
     char *system_namespace;
     char *zone;
 
-    struct published current; /* struct policy_view */
-    atomic_bool ready;
-    uint64_t generation; /* of the last view built (under reload_lock) */
+    struct view_cell cell; /* the published view, ready, reload counters */
+    uint64_t generation;   /* of the last view built (under reload_lock) */
 
     pthread_mutex_t reload_lock; /* serialises reloads; guards fingerprint */
     char *fingerprint;           /* stat facts of the last attempt */
 
-    atomic_ullong reloads_ok;
-    atomic_ullong reloads_failed;
-    atomic_llong last_ok; /* unix time of the last successful load */
-
     struct poller watcher;
 };
-
-static void *ref_view(void *v)
-{
-    return view_ref(v);
-}
-
-static void unref_view(void *v)
-{
-    view_unref(v);
-}
 
 struct policydir *policydir_create(const char *dir, const struct view_options *opt)
 {
@@ -66,11 +51,7 @@ struct policydir *policydir_create(const char *dir, const struct view_options *o
     pthread_mutex_init(&pd->reload_lock, NULL);
     poller_init(&pd->watcher, watch_tick, watch_failed, pd);
     struct view_options vo = {.system_namespace = pd->system_namespace, .zone = pd->zone};
-    published_init(&pd->current, view_empty(&vo), 0, ref_view, unref_view);
-    atomic_init(&pd->ready, pd->dir == NULL);
-    atomic_init(&pd->reloads_ok, 0);
-    atomic_init(&pd->reloads_failed, 0);
-    atomic_init(&pd->last_ok, 0);
+    view_cell_init(&pd->cell, view_empty(&vo), pd->dir == NULL);
     return pd;
 }
 
@@ -79,7 +60,7 @@ void policydir_free(struct policydir *pd)
     if (!pd)
         return;
     policydir_watch_stop(pd);
-    published_cleanup(&pd->current);
+    view_cell_cleanup(&pd->cell);
     pthread_mutex_destroy(&pd->reload_lock);
     poller_cleanup(&pd->watcher);
     free(pd->fingerprint);
@@ -258,7 +239,7 @@ enum mm_status policydir_reload(struct policydir *pd, bool force, struct mm_erro
         goto failed;
     }
     if (!force && pd->fingerprint && !strcmp(fp, pd->fingerprint)) {
-        st = atomic_load(&pd->ready)
+        st = view_cell_ready(&pd->cell)
                  ? MM_OK
                  : mm_error_set(err, MM_ERR_INVALID, pd->dir,
                                 "no good set of policies yet (files unchanged)");
@@ -274,15 +255,14 @@ enum mm_status policydir_reload(struct policydir *pd, bool force, struct mm_erro
 
     struct policy_view *fresh = view_builder_finish(b, ++pd->generation);
     b = NULL;
-    struct policy_view *old = published_get(&pd->current, NULL);
-    log_new_rejections(pd, old, fresh);
-    view_unref(old);
     struct view_counts c;
     view_counts(fresh, &c);
-    published_set(&pd->current, fresh, pd->generation); /* readers keep the old one they hold */
-    atomic_store(&pd->ready, true);
-    atomic_fetch_add(&pd->reloads_ok, 1);
-    atomic_store(&pd->last_ok, (long long)time(NULL));
+    struct policy_view *old =
+        view_cell_publish(&pd->cell, view_ref(fresh), pd->generation, (long long)time(NULL));
+    view_cell_set_ready(&pd->cell);
+    log_new_rejections(pd, old, fresh);
+    view_unref(old);
+    view_unref(fresh);
     char files[24], mm[24], meshes[24], nss[24], svcs[24], owners[24], rej[24], gen[24];
     snprintf(files, sizeof files, "%zu", n);
     snprintf(mm, sizeof mm, "%zu", c.meshmetrics);
@@ -297,7 +277,7 @@ enum mm_status policydir_reload(struct policydir *pd, bool force, struct mm_erro
            owners, "invalid_left_out", rej, NULL);
     goto unlock;
 failed:
-    atomic_fetch_add(&pd->reloads_failed, 1);
+    view_cell_failed(&pd->cell);
 unlock:
     pthread_mutex_unlock(&pd->reload_lock);
 cleanup:
@@ -334,36 +314,13 @@ void policydir_watch_stop(struct policydir *pd)
     poller_stop(&pd->watcher);
 }
 
-static struct policy_view *source_acquire(void *ctx)
-{
-    struct policydir *pd = ctx;
-    return published_get(&pd->current, NULL);
-}
-
-static bool source_ready(void *ctx)
-{
-    struct policydir *pd = ctx;
-    return atomic_load(&pd->ready);
-}
-
-static struct policy_view *source_wait(void *ctx, uint64_t generation, unsigned timeout_ms)
-{
-    struct policydir *pd = ctx;
-    return published_wait(&pd->current, generation, timeout_ms, NULL);
-}
-
 struct policy_source policydir_source(struct policydir *pd)
 {
-    return (struct policy_source){
-        .acquire = source_acquire, .ready = source_ready, .wait_newer = source_wait, .ctx = pd};
+    return view_cell_source(&pd->cell);
 }
 
-void policydir_reload_counts(const struct policydir *cpd, uint64_t *ok, uint64_t *failed,
+void policydir_reload_counts(const struct policydir *pd, uint64_t *ok, uint64_t *failed,
                              int64_t *last_ok)
 {
-    struct policydir *pd = (struct policydir *)(uintptr_t)cpd;
-    *ok = atomic_load(&pd->reloads_ok);
-    *failed = atomic_load(&pd->reloads_failed);
-    if (last_ok)
-        *last_ok = (int64_t)atomic_load(&pd->last_ok);
+    view_cell_reload_counts(&pd->cell, ok, failed, last_ok);
 }

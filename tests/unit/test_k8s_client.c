@@ -291,9 +291,9 @@ static void test_verbs_on_the_wire(void **state)
                      MM_ERR_INVALID);
     /* a POST without a body sends an empty one (never reads stdin) */
     int before = fs_count(s);
-    assert_int_equal(k8s_request(c, "POST", "/api/v1/namespaces/default/pods", NULL, 0, NULL, NULL,
-                                 &raw, &err),
-                     MM_OK);
+    assert_int_equal(
+        k8s_request(c, "POST", "/api/v1/namespaces/default/pods", NULL, 0, NULL, NULL, &raw, &err),
+        MM_OK);
     k8s_response_cleanup(&raw);
     assert_int_equal(fs_count(s), before + 1);
     assert_string_equal(echo_body(&e), "");
@@ -1152,8 +1152,8 @@ static void test_reflector_current(void **state)
     assert_int_equal(k8s_reflector_start(r, &err), MM_OK);
     assert_true(wait_for(r, 5000, two_errors));
     k8s_reflector_state(r, &st);
-    assert_true(st.synced);    /* the list worked... */
-    assert_false(st.current);  /* ...but the watch does not: events may be missed */
+    assert_true(st.synced);   /* the list worked... */
+    assert_false(st.current); /* ...but the watch does not: events may be missed */
     pthread_mutex_lock(&rs.lock);
     rs.watch_fail_code = 0; /* the next watch is accepted and stays quiet */
     pthread_mutex_unlock(&rs.lock);

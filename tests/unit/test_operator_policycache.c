@@ -123,9 +123,10 @@ static char *mm(const char *name, const char *ns, int port, int rv)
 
 static char *svc(const char *name, int rv)
 {
-    return xasprintf("{metadata: {name: %s, namespace: shop, resourceVersion: '%d'},"
-                     " spec: {selector: {app: %s}, ports: [{port: 80, targetPort: 8080}]}}",
-                     name, rv, name);
+    /* each version changes a label too: a change the view reads */
+    return xasprintf("{metadata: {name: %s, namespace: shop, resourceVersion: '%d', labels: {rev: "
+                     "'%d'}}, spec: {selector: {app: %s}, ports: [{port: 80, targetPort: 8080}]}}",
+                     name, rv, rv, name);
 }
 
 /* The current view's generation. */
@@ -426,6 +427,65 @@ static void test_each_kind_changes_the_view(void **state)
     fixture_cleanup(&f);
 }
 
+/*
+ * Updates that change only what the view never reads (status, resourceVersion, generation,
+ * managedFields) make no new generation: a status write must not re-evaluate every pod.
+ * Anything else does, metadata included.
+ */
+static void test_irrelevant_updates(void **state)
+{
+    (void)state;
+    struct fixture f;
+    fixture_init(&f, 10, 100, false);
+    sync_all(&f);
+    uint64_t g = policycache_flush(f.pc, false);
+    static const char *const BASE =
+        "{kind: MeshMetric, metadata: {name: m, namespace: kuma-system, resourceVersion: '1', "
+        "generation: 1, labels: {a: b}}, spec: {targetRef: {kind: Mesh}}}";
+    feed(&f, CACHE_MESHMETRICS, 'a', BASE);
+    assert_int_equal(policycache_flush(f.pc, false), ++g);
+    static const struct {
+        enum cache_kind kind;
+        const char *obj;
+        bool new_generation;
+    } cases[] = {
+        {CACHE_MESHMETRICS,
+         "{kind: MeshMetric, metadata: {name: m, namespace: kuma-system, resourceVersion: '2', "
+         "generation: 2, labels: {a: b}, managedFields: [{manager: x}]}, spec: {targetRef: {kind: "
+         "Mesh}}, status: {conditions: [{type: T, status: 'True', reason: R, message: M}]}}",
+         false},
+        {CACHE_MESHMETRICS,
+         "{kind: MeshMetric, metadata: {name: m, namespace: kuma-system, resourceVersion: '3', "
+         "generation: 2, labels: {a: c}}, spec: {targetRef: {kind: Mesh}}}",
+         true},
+        {CACHE_MESHMETRICS,
+         "{kind: MeshMetric, metadata: {name: m, namespace: kuma-system, resourceVersion: '4', "
+         "generation: 3, labels: {a: c}}, spec: {targetRef: {kind: Mesh}, default: {}}}",
+         true},
+        {CACHE_MESHMETRICS,
+         "{kind: MeshMetric, metadata: {name: m, namespace: kuma-system, resourceVersion: '5', "
+         "generation: 3, labels: {a: c}, annotations: {x: y}}, spec: {targetRef: {kind: Mesh}, "
+         "default: {}}}",
+         true},
+        {CACHE_SERVICES, "{metadata: {name: s, namespace: shop, resourceVersion: '1'}}", true},
+        {CACHE_SERVICES,
+         "{metadata: {name: s, namespace: shop, resourceVersion: '2'}, status: {loadBalancer: "
+         "{ingress: [{ip: 1.2.3.4}]}}}",
+         false},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        feed(&f, cases[i].kind, cases[i].kind == CACHE_SERVICES && i == 4 ? 'a' : 'u',
+             cases[i].obj);
+        uint64_t got = policycache_flush(f.pc, false);
+        if (cases[i].new_generation)
+            g++;
+        if (got != g)
+            fail_msg("case %zu: generation %llu, want %llu", i, (unsigned long long)got,
+                     (unsigned long long)g);
+    }
+    fixture_cleanup(&f);
+}
+
 /* The extension point: the pod store as a contributor. */
 struct contrib {
     int calls;
@@ -589,6 +649,7 @@ int main(void)
         cmocka_unit_test(test_shared_and_loaded_once),
         cmocka_unit_test(test_invalid_left_out),
         cmocka_unit_test(test_each_kind_changes_the_view),
+        cmocka_unit_test(test_irrelevant_updates),
         cmocka_unit_test(test_contributor),
         cmocka_unit_test(test_wait_newer_times_out),
         cmocka_unit_test(test_stress),

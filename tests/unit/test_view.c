@@ -100,8 +100,8 @@ static void test_indexes(void **state)
 
     const json_t *const *svcs = NULL;
     assert_int_equal(view_services(v, "shop", &svcs), 2);
-    assert_string_equal(json_string_value(json_object_get(json_object_get(svcs[0], "metadata"), "name")),
-                        "alpha");
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(svcs[0], "metadata"), "name")), "alpha");
     assert_string_equal(json_string_value(json_object_get(
                             json_object_get(json_object_get(svcs[0], "spec"), "selector"), "app")),
                         "a2");
@@ -133,8 +133,8 @@ static void test_duplicates_and_errors(void **state)
               NULL);
     const struct policy *const *all = NULL;
     assert_int_equal(view_policies(v, &all), 1);
-    assert_true(json_is_false(json_object_get(json_object_get(policy_default(all[0]), "sidecar"),
-                                              "includeUnused")));
+    assert_true(json_is_false(
+        json_object_get(json_object_get(policy_default(all[0]), "sidecar"), "includeUnused")));
     view_unref(v);
 
     struct view_builder *b = view_builder_create(NULL);
@@ -174,15 +174,15 @@ static void test_zone_notes(void **state)
 }
 
 /* What a rebuild adds: rejections and notes not in the previous view, each by id and text. */
-#define BAD_PORT(p)                                                                            \
-    "---\nkind: MeshMetric\nmetadata: {name: bad, namespace: kuma-system}\nspec: {default: "   \
+#define BAD_PORT(p)                                                                                \
+    "---\nkind: MeshMetric\nmetadata: {name: bad, namespace: kuma-system}\nspec: {default: "       \
     "{backends: [{type: Prometheus, prometheus: {port: " #p "}}]}}\n"
-#define EAST                                                                                   \
-    "---\nkind: MeshMetric\nmetadata: {name: e, namespace: kuma-system, labels: {kuma.io/zone: " \
+#define EAST                                                                                       \
+    "---\nkind: MeshMetric\nmetadata: {name: e, namespace: kuma-system, labels: {kuma.io/zone: "   \
     "east, kuma.io/origin: zone}}\nspec: {default: {}}\n"
 #define NS "---\nkind: Namespace\nmetadata: {name: x}\n"
-#define BAD_APP                                                                                \
-    "---\nkind: MeshMetric\nmetadata: {name: bad, namespace: kuma-system}\nspec: {default: "   \
+#define BAD_APP                                                                                    \
+    "---\nkind: MeshMetric\nmetadata: {name: bad, namespace: kuma-system}\nspec: {default: "       \
     "{applications: [{port: 0}]}}\n"
 #define CM "---\nkind: ConfigMap\nmetadata: {name: c}\n" /* build() wants one ignored */
 static void test_new_since(void **state)
@@ -196,7 +196,8 @@ static void test_new_since(void **state)
     } cases[] = {
         {"first view: everything is new", NULL, BAD_PORT(70000) EAST CM, 1, 1},
         {"same again: nothing new", BAD_PORT(70000) EAST CM, BAD_PORT(70000) EAST CM, 0, 0},
-        {"another error for the same policy is new", BAD_PORT(70000) EAST CM, BAD_APP EAST CM, 1, 0},
+        {"another error for the same policy is new", BAD_PORT(70000) EAST CM, BAD_APP EAST CM, 1,
+         0},
         {"a note appears", BAD_PORT(70000) CM, BAD_PORT(70000) EAST CM, 0, 1},
         {"a rejection appears", NS EAST CM, BAD_PORT(70000) EAST CM, 1, 0},
         {"what went away is not new", BAD_PORT(70000) EAST CM, NS CM, 0, 0},
