@@ -1078,18 +1078,26 @@ static bool list_query(struct strbuf *b, const struct k8s_list_opts *l)
     return ok;
 }
 
+/* The path and query of a list into b (initialised here; cleaned up on false: too long). */
+static bool list_path(struct strbuf *b, const struct k8s_resource *res, const char *ns,
+                      const struct k8s_list_opts *lopts)
+{
+    char *p = k8s_path(res, ns, NULL, NULL);
+    strbuf_init(b, PATH_MAX_LEN);
+    bool ok = strbuf_puts(b, p) && list_query(b, lopts);
+    free(p);
+    if (!ok)
+        strbuf_cleanup(b);
+    return ok;
+}
+
 enum mm_status k8s_list(struct k8s_client *c, const struct k8s_resource *res, const char *ns,
                         const struct k8s_list_opts *lopts, const struct k8s_call_opts *opts,
                         json_t **page, struct k8s_error *err)
 {
     *page = NULL;
-    char *p = k8s_path(res, ns, NULL, NULL);
     struct strbuf b;
-    strbuf_init(&b, PATH_MAX_LEN);
-    bool ok = strbuf_puts(&b, p) && list_query(&b, lopts);
-    free(p);
-    if (!ok) {
-        strbuf_cleanup(&b);
+    if (!list_path(&b, res, ns, lopts)) {
         k8s_error_cleanup(err);
         return k8s_error_set(err, MM_ERR_TOO_BIG, "list %s: the query is too long", res->plural);
     }
@@ -1200,13 +1208,8 @@ enum mm_status k8s_list_stream(struct k8s_client *c, const struct k8s_resource *
         *resource_version = NULL;
     if (continue_token)
         *continue_token = NULL;
-    char *p = k8s_path(res, ns, NULL, NULL);
     struct strbuf b;
-    strbuf_init(&b, PATH_MAX_LEN);
-    bool ok = strbuf_puts(&b, p) && list_query(&b, lopts);
-    free(p);
-    if (!ok) {
-        strbuf_cleanup(&b);
+    if (!list_path(&b, res, ns, lopts)) {
         k8s_error_cleanup(err);
         return k8s_error_set(err, MM_ERR_TOO_BIG, "list %s: the query is too long", res->plural);
     }

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "util/clock.h"
 #include "util/log.h"
 #include "util/xalloc.h"
 
@@ -959,14 +960,7 @@ bool caches_current(struct caches *cs, char *stale, size_t stale_size)
 
 bool caches_wait_synced(struct caches *cs, unsigned timeout_ms)
 {
-    struct timespec deadline;
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    deadline.tv_sec += (time_t)(timeout_ms / 1000u);
-    deadline.tv_nsec += (long)(timeout_ms % 1000u) * 1000000L;
-    if (deadline.tv_nsec >= 1000000000L) {
-        deadline.tv_sec++;
-        deadline.tv_nsec -= 1000000000L;
-    }
+    struct timespec deadline = mono_deadline(timeout_ms);
     pthread_mutex_lock(&cs->lock);
     bool ok;
     while (!(ok = caches_synced(cs)))

@@ -10,6 +10,7 @@
 
 #include "k8s/microtime.h"
 #include "k8s/status.h"
+#include "util/clock.h"
 #include "util/log.h"
 #include "util/xalloc.h"
 
@@ -297,14 +298,8 @@ static void *sender(void *arg)
             }
             pthread_cond_broadcast(&e->idle);
             struct timespec ts;
-            clock_gettime(CLOCK_MONOTONIC, &ts);
             uint64_t wait = next_flush - now;
-            ts.tv_sec += (time_t)(wait / 1000u);
-            ts.tv_nsec += (long)(wait % 1000u) * 1000000L;
-            if (ts.tv_nsec >= 1000000000L) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000L;
-            }
+            ts = mono_deadline(wait);
             pthread_cond_timedwait(&e->wake, &e->lock, &ts);
         }
         if (e->len == 0 && e->stop)
@@ -354,14 +349,7 @@ struct events *events_create(struct k8s_client *c, const struct events_config *c
 
 bool events_drain(struct events *e, unsigned timeout_ms)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += (time_t)(timeout_ms / 1000u);
-    ts.tv_nsec += (long)(timeout_ms % 1000u) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
+    struct timespec ts = mono_deadline(timeout_ms);
     pthread_mutex_lock(&e->lock);
     int rc = 0;
     while ((e->len > 0 || e->busy) && rc == 0)

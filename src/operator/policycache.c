@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "util/clock.h"
 #include "util/log.h"
 #include "util/published.h"
 #include "util/xalloc.h"
@@ -332,14 +333,7 @@ uint64_t policycache_flush(struct policycache *pc, bool force)
 
 static void timed_wait(struct policycache *pc, uint64_t ms)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += (time_t)(ms / 1000u);
-    ts.tv_nsec += (long)(ms % 1000u) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
+    struct timespec ts = mono_deadline(ms);
     (void)pthread_cond_timedwait(&pc->cond, &pc->lock, &ts);
 }
 

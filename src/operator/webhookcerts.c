@@ -26,6 +26,7 @@
 #include "k8s/microtime.h"
 #include "k8s/reflector.h"
 #include "k8s/status.h"
+#include "util/clock.h"
 #include "util/base64.h"
 #include "util/log.h"
 #include "util/sha256.h"
@@ -1548,14 +1549,7 @@ static void *loop_main(void *arg)
         mm_error_clear(&err);
         uint64_t wait = pass(wc, &st, &err);
 
-        struct timespec deadline;
-        clock_gettime(CLOCK_MONOTONIC, &deadline);
-        deadline.tv_sec += (time_t)(wait / 1000);
-        deadline.tv_nsec += (long)(wait % 1000) * 1000000L;
-        if (deadline.tv_nsec >= 1000000000L) {
-            deadline.tv_sec++;
-            deadline.tv_nsec -= 1000000000L;
-        }
+        struct timespec deadline = mono_deadline(wait);
         pthread_mutex_lock(&wc->lock);
         while (!wc->kicked && !wc->stopping) {
             if (pthread_cond_timedwait(&wc->wake, &wc->lock, &deadline) == ETIMEDOUT)
@@ -1734,14 +1728,7 @@ bool webhookcerts_ready(const struct webhookcerts *wc)
 
 bool webhookcerts_wait_ready(struct webhookcerts *wc, uint64_t timeout_ms)
 {
-    struct timespec deadline;
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    deadline.tv_sec += (time_t)(timeout_ms / 1000);
-    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (deadline.tv_nsec >= 1000000000L) {
-        deadline.tv_sec++;
-        deadline.tv_nsec -= 1000000000L;
-    }
+    struct timespec deadline = mono_deadline(timeout_ms);
     pthread_mutex_lock(&wc->lock);
     while (!atomic_load(&wc->ready) && !wc->stopping)
         if (pthread_cond_timedwait(&wc->ready_cond, &wc->lock, &deadline) == ETIMEDOUT)

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include "util/clock.h"
 
 void poller_init(struct poller *p, enum mm_status (*tick)(void *, struct mm_error *),
                  void (*failed)(void *, const char *), void *ctx)
@@ -33,14 +34,7 @@ static void *poller_main(void *arg)
     char last_error[1100] = "";
     pthread_mutex_lock(&p->lock);
     while (!p->stop) {
-        struct timespec until;
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        until.tv_sec += p->interval_ms / 1000;
-        until.tv_nsec += (long)(p->interval_ms % 1000) * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
+        struct timespec until = mono_deadline(p->interval_ms);
         while (!p->stop && pthread_cond_timedwait(&p->cond, &p->lock, &until) != ETIMEDOUT)
             ;
         if (p->stop)

@@ -1,3 +1,4 @@
+#include "util/clock.h"
 #include "util/published.h"
 
 #include <errno.h>
@@ -52,14 +53,7 @@ void *published_get(struct published *p, uint64_t *generation)
 void *published_wait(struct published *p, uint64_t after, unsigned timeout_ms,
                      uint64_t *generation)
 {
-    struct timespec deadline;
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    deadline.tv_sec += (time_t)(timeout_ms / 1000u);
-    deadline.tv_nsec += (long)(timeout_ms % 1000u) * 1000000L;
-    if (deadline.tv_nsec >= 1000000000L) {
-        deadline.tv_sec++;
-        deadline.tv_nsec -= 1000000000L;
-    }
+    struct timespec deadline = mono_deadline(timeout_ms);
     pthread_mutex_lock(&p->lock);
     while (p->generation <= after) {
         int rc = pthread_cond_timedwait(&p->changed, &p->lock, &deadline);
